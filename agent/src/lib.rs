@@ -1,0 +1,1 @@
+//! scbe-agent library.

@@ -1,0 +1,422 @@
+//! Falco JSON (`falco -o json_output=true`) → [`KernelEvent`] (SPEC §1).
+//!
+//! The wire form is a [`JsonValue`] tree; this module is the one explicit,
+//! total conversion into the domain event. Bad input is an error value.
+
+use std::fmt;
+
+use crate::clock::Timestamp;
+use crate::event::{KernelEvent, Pid};
+use crate::json::{self, JsonValue};
+use crate::limits::LINE_BYTES_MAX;
+use crate::pystr::{py_lower, py_strip};
+use crate::pyvalue::{py_repr, to_bool, to_float, to_int_text, to_str};
+
+/// How Falco events become kernel events: the parts of the mapping a policy
+/// or the command line may change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingOptions {
+    /// Host used when the event names none (`--host-default`).
+    pub host_default: String,
+    /// Build network targets from the fields real Falco emits (`fd.cip`,
+    /// `fd.cport`, `fd.sip`, `fd.sport`, then `fd.name`). Off in the reference,
+    /// which only looks at `sip`/`dip` pairs and so sees half a connection.
+    pub real_network_fields: bool,
+}
+
+impl Default for MappingOptions {
+    fn default() -> Self {
+        MappingOptions {
+            host_default: "linux-node".to_owned(),
+            real_network_fields: false,
+        }
+    }
+}
+
+/// Why a line could not become an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// Over [`LINE_BYTES_MAX`]; not parsed.
+    TooLong { bytes: usize },
+    /// Not valid UTF-8 (at this byte offset).
+    InvalidUtf8 { offset: usize },
+    /// Not JSON.
+    Json(json::JsonError),
+    /// Valid JSON, but not an object.
+    NotAnObject,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::TooLong { bytes } => write!(
+                f,
+                "line of {bytes} bytes exceeds the limit of {LINE_BYTES_MAX} bytes"
+            ),
+            LineError::InvalidUtf8 { offset } => {
+                write!(f, "invalid UTF-8 at byte {offset}")
+            }
+            LineError::Json(err) => write!(f, "invalid JSON: {err}"),
+            LineError::NotAnObject => f.write_str("falco line must be a JSON object"),
+        }
+    }
+}
+
+impl std::error::Error for LineError {}
+
+/// What a raw line is, once stripped as Python's `str.strip()` does.
+#[derive(Debug)]
+pub enum RawLine<'a> {
+    /// Blank after stripping: skipped and not counted (SPEC §8).
+    Blank,
+    Text(&'a str),
+}
+
+/// Validate and strip one raw input line (without its `\n`).
+pub fn classify_line(raw: &[u8]) -> Result<RawLine<'_>, LineError> {
+    if raw.len() > LINE_BYTES_MAX {
+        return Err(LineError::TooLong { bytes: raw.len() });
+    }
+    let text = std::str::from_utf8(raw).map_err(|e| LineError::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    let stripped = py_strip(text);
+    if stripped.is_empty() {
+        Ok(RawLine::Blank)
+    } else {
+        Ok(RawLine::Text(stripped))
+    }
+}
+
+/// Parse a stripped, non-blank line into a kernel event.
+pub fn parse_event(line: &str, options: &MappingOptions) -> Result<KernelEvent, LineError> {
+    let root = json::parse(line).map_err(LineError::Json)?;
+    map_event(&root, options)
+}
+
+/// `pick(F, keys…)`: the first present value that is neither `null` nor `""`.
+fn pick<'v, 'a>(fields: &'v JsonValue<'a>, keys: &[&str]) -> Option<&'v JsonValue<'a>> {
+    keys.iter().find_map(|key| {
+        fields.get(key).filter(|value| match value {
+            JsonValue::Null => false,
+            JsonValue::Str(s) => !s.is_empty(),
+            _ => true,
+        })
+    })
+}
+
+static EMPTY_STR: JsonValue<'static> = JsonValue::Str(std::borrow::Cow::Borrowed(""));
+static NULL: JsonValue<'static> = JsonValue::Null;
+static FALSE: JsonValue<'static> = JsonValue::Bool(false);
+static ZERO: JsonValue<'static> = JsonValue::Int("0");
+static ZERO_FLOAT: JsonValue<'static> = JsonValue::Float(0.0);
+static UNKNOWN: JsonValue<'static> = JsonValue::Str(std::borrow::Cow::Borrowed("unknown"));
+static EMPTY_OBJECT: JsonValue<'static> = JsonValue::Object(Vec::new());
+
+/// Map a parsed Falco object into a kernel event (SPEC §1).
+pub fn map_event(root: &JsonValue<'_>, options: &MappingOptions) -> Result<KernelEvent, LineError> {
+    if !matches!(root, JsonValue::Object(_)) {
+        return Err(LineError::NotAnObject);
+    }
+    let fields = match root.get("output_fields") {
+        Some(f @ JsonValue::Object(_)) => f,
+        _ => &EMPTY_OBJECT,
+    };
+    // `E.x or d`: the top-level value when present (even null), else `d`.
+    let top = |key: &str, default: &'static JsonValue<'static>| -> &JsonValue<'_> {
+        root.get(key).unwrap_or(default)
+    };
+    let field = |keys: &[&str], default: &JsonValue<'_>| -> String {
+        to_str(pick(fields, keys).unwrap_or(default))
+    };
+
+    let evt_type = py_lower(&field(
+        &["evt.type", "event.type"],
+        top("evt_type", &EMPTY_STR),
+    ));
+    let operation = operation_for(&evt_type);
+
+    let mut host = field(
+        &["host.name", "k8s.node.name"],
+        root.get("hostname").unwrap_or(&NULL),
+    );
+    if host.is_empty() {
+        host.clone_from(&options.host_default);
+    }
+
+    let pid = to_int_text(
+        pick(fields, &["proc.pid", "process.pid", "evt.pid"]).unwrap_or(top("pid", &ZERO)),
+    )
+    .map(Pid::from_canonical)
+    .unwrap_or(Pid::ZERO);
+
+    let mut process_name = py_lower(&field(
+        &["proc.name", "process.name", "evt.arg.procname"],
+        top("process_name", &UNKNOWN),
+    ));
+    if process_name.is_empty() {
+        process_name.push_str("unknown");
+    }
+    let parent_process = py_lower(&field(
+        &["proc.pname", "process.parent.name", "proc.aname[1]"],
+        top("parent_process", &EMPTY_STR),
+    ));
+    let command_line = field(
+        &["proc.cmdline", "process.command_line", "evt.arg.cmdline"],
+        top("command_line", &EMPTY_STR),
+    );
+    let target = if operation == "network_connect" {
+        network_target(fields, options.real_network_fields)
+    } else {
+        field(
+            &[
+                "fd.name",
+                "proc.exepath",
+                "evt.arg.filename",
+                "evt.arg.path",
+            ],
+            top("target", &EMPTY_STR),
+        )
+    };
+    let signer_trusted = to_bool(
+        pick(
+            fields,
+            &["scbe.signer_trusted", "proc.is_signed", "file.trusted"],
+        )
+        .unwrap_or(top("signer_trusted", &FALSE)),
+        false,
+    );
+    let hash = field(
+        &["file.sha256", "proc.hash.sha256", "scbe.sha256"],
+        top("hash_sha256", &EMPTY_STR),
+    );
+    let geometry_norm = to_float(
+        pick(fields, &["scbe.geometry_norm"]).unwrap_or(top("geometry_norm", &ZERO_FLOAT)),
+        0.0,
+    );
+
+    let metadata_repr = metadata_repr(root, fields, &evt_type);
+    let time = event_time(root, fields);
+
+    Ok(KernelEvent {
+        host,
+        pid,
+        process_name,
+        parent_process,
+        command_line,
+        operation,
+        target,
+        signer_trusted,
+        hash_sha256: (!hash.is_empty()).then_some(hash),
+        geometry_norm,
+        metadata_repr,
+        time,
+    })
+}
+
+/// evt_type → operation class (SPEC §1).
+pub fn operation_for(evt_type: &str) -> String {
+    let class = match evt_type {
+        "execve" | "execveat" => "exec",
+        "open" | "openat" | "openat2" => "open",
+        "write" | "writev" | "pwrite64" => "write",
+        "unlink" | "unlinkat" | "rmdir" => "delete",
+        "rename" | "renameat" | "renameat2" => "rename",
+        "connect" | "sendto" | "accept" | "accept4" => "network_connect",
+        "init_module" | "finit_module" | "delete_module" => "module_load",
+        "ptrace" | "process_vm_writev" => "process_inject",
+        "" => "open",
+        other => other,
+    };
+    class.to_owned()
+}
+
+fn network_target(fields: &JsonValue<'_>, real_fields: bool) -> String {
+    let text = |keys: &[&str]| pick(fields, keys).map(to_str).unwrap_or_default();
+    let endpoint = |ip: String, port: String| {
+        if port.is_empty() {
+            ip
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    if real_fields {
+        // Real Falco: client `fd.cip:fd.cport`, server `fd.sip:fd.sport`; when
+        // the addresses are absent, `fd.name` already reads `cip:cport->sip:sport`.
+        let cip = text(&["fd.cip", "fd.lip"]);
+        let sip = text(&["fd.sip", "fd.rip"]);
+        if !cip.is_empty() || !sip.is_empty() {
+            let src = endpoint(cip, text(&["fd.cport", "fd.lport"]));
+            let dst = endpoint(sip, text(&["fd.sport", "fd.rport"]));
+            return format!("{src}->{dst}").trim_matches(['-', '>']).to_owned();
+        }
+        return text(&["fd.name"]);
+    }
+    let sip = text(&["fd.sip", "evt.arg.sip"]);
+    let dip = text(&["fd.dip", "evt.arg.dip"]);
+    if sip.is_empty() && dip.is_empty() {
+        return String::new();
+    }
+    let src = endpoint(sip, text(&["fd.sport", "evt.arg.sport"]));
+    let dst = endpoint(dip, text(&["fd.dport", "evt.arg.dport"]));
+    // Python's `str.strip("->")` removes every leading/trailing '-' and '>'.
+    format!("{src}->{dst}").trim_matches(['-', '>']).to_owned()
+}
+
+/// The metadata dict rendered as the reference's `repr(dict)` (SPEC §2).
+fn metadata_repr(root: &JsonValue<'_>, fields: &JsonValue<'_>, evt_type: &str) -> String {
+    let mut out = String::with_capacity(256);
+    let top = |key: &str| root.get(key).unwrap_or(&NULL);
+    let picked = |keys: &[&str]| pick(fields, keys).unwrap_or(&EMPTY_STR);
+    let evt_type_value = JsonValue::Str(std::borrow::Cow::Borrowed(evt_type));
+    let entries: [(&str, &JsonValue<'_>); 8] = [
+        ("rule", top("rule")),
+        ("priority", top("priority")),
+        ("output", top("output")),
+        ("evt_type", &evt_type_value),
+        (
+            "container_id",
+            picked(&["container.id", "container.image.id"]),
+        ),
+        ("container_name", picked(&["container.name"])),
+        ("k8s_pod", picked(&["k8s.pod.name"])),
+        ("k8s_ns", picked(&["k8s.ns.name"])),
+    ];
+    out.push('{');
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('\'');
+        out.push_str(key);
+        out.push_str("': ");
+        py_repr(value, &mut out);
+    }
+    out.push('}');
+    out
+}
+
+/// The event's own time: `output_fields["evt.time"]` (integer ns), else the
+/// top-level RFC 3339 `time`. Replays use it as their clock.
+fn event_time(root: &JsonValue<'_>, fields: &JsonValue<'_>) -> Option<Timestamp> {
+    if let Some(JsonValue::Int(ns)) = fields.get("evt.time") {
+        if let Ok(ns) = ns.parse::<i64>() {
+            return Some(Timestamp::from_nanos(ns));
+        }
+    }
+    match root.get("time") {
+        Some(JsonValue::Str(text)) => Timestamp::parse_rfc3339(text),
+        Some(JsonValue::Int(ns)) => ns.parse::<i64>().ok().map(Timestamp::from_nanos),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(line: &str) -> KernelEvent {
+        parse_event(line, &MappingOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn mapping_table() {
+        let e = event(
+            r#"{"hostname":"h1","output_fields":{"evt.type":"EXECVE","proc.pid":"12.0","proc.name":"Bash","proc.pname":"Python3","proc.cmdline":"  ls  ","fd.name":"/etc/shadow","scbe.signer_trusted":"yes","file.sha256":"","scbe.geometry_norm":"NaN"},"rule":"r"}"#,
+        );
+        assert_eq!(e.host, "h1");
+        assert_eq!(e.pid, Pid::ZERO, "\"12.0\" pid is 0");
+        assert_eq!(e.process_name, "bash");
+        assert_eq!(e.parent_process, "python3");
+        assert_eq!(e.command_line, "ls");
+        assert_eq!(e.operation, "exec");
+        assert_eq!(e.target, "/etc/shadow");
+        assert!(e.signer_trusted, "\"yes\" signer is trusted");
+        assert_eq!(e.hash_sha256, None);
+        assert!(e.geometry_norm.is_nan());
+    }
+
+    #[test]
+    fn defaults_and_fallbacks() {
+        let e = event(r#"{"output_fields":null,"pid":7,"process_name":"","target":"/x"}"#);
+        assert_eq!(e.host, "linux-node");
+        assert_eq!(e.pid.to_string(), "7");
+        assert_eq!(e.process_name, "unknown");
+        assert_eq!(e.operation, "open");
+        assert_eq!(e.target, "/x");
+        let e = event(r#"{"hostname":null,"output_fields":{"host.name":"  "}}"#);
+        assert_eq!(e.host, "linux-node");
+    }
+
+    #[test]
+    fn network_targets_strip_arrows() {
+        let cases = [
+            (
+                r#"{"fd.sip":"10.0.0.1","fd.sport":80,"fd.dip":"10.0.0.2"}"#,
+                "10.0.0.1:80->10.0.0.2",
+            ),
+            (r#"{"fd.dip":"10.0.0.2","fd.dport":443}"#, "10.0.0.2:443"),
+            (r#"{"fd.sip":"10.0.0.1"}"#, "10.0.0.1"),
+            (r#"{"fd.name":"1.2.3.4:5->6.7.8.9:10"}"#, ""),
+        ];
+        for (fields, expected) in cases {
+            let line = format!(
+                r#"{{"output_fields":{{"evt.type":"connect",{}}}}}"#,
+                &fields[1..fields.len() - 1]
+            );
+            assert_eq!(event(&line).target, expected, "{fields}");
+        }
+    }
+
+    #[test]
+    fn real_network_fields_see_both_ends() {
+        let options = MappingOptions {
+            real_network_fields: true,
+            ..MappingOptions::default()
+        };
+        let line = r#"{"output_fields":{"evt.type":"connect","fd.cip":"10.0.0.1","fd.cport":5555,"fd.sip":"1.1.1.1","fd.sport":443}}"#;
+        assert_eq!(
+            parse_event(line, &options).unwrap().target,
+            "10.0.0.1:5555->1.1.1.1:443"
+        );
+        let line =
+            r#"{"output_fields":{"evt.type":"connect","fd.name":"10.0.0.1:5555->1.1.1.1:443"}}"#;
+        assert_eq!(
+            parse_event(line, &options).unwrap().target,
+            "10.0.0.1:5555->1.1.1.1:443"
+        );
+    }
+
+    #[test]
+    fn metadata_repr_is_a_python_dict() {
+        let e = event(
+            r#"{"rule":"it's","priority":null,"output":"a\"b","output_fields":{"container.id":0}}"#,
+        );
+        assert_eq!(
+            e.metadata_repr,
+            r#"{'rule': "it's", 'priority': None, 'output': 'a"b', 'evt_type': '', 'container_id': 0, 'container_name': '', 'k8s_pod': '', 'k8s_ns': ''}"#
+        );
+    }
+
+    #[test]
+    fn non_objects_and_bad_lines_are_errors() {
+        let options = MappingOptions::default();
+        assert_eq!(
+            parse_event("[1]", &options).unwrap_err(),
+            LineError::NotAnObject
+        );
+        assert!(matches!(
+            parse_event("{", &options),
+            Err(LineError::Json(_))
+        ));
+        assert!(matches!(
+            classify_line(b"\xff{}"),
+            Err(LineError::InvalidUtf8 { offset: 0 })
+        ));
+        assert!(matches!(
+            classify_line("{}\u{1c}".as_bytes()),
+            Ok(RawLine::Text("{}"))
+        ));
+        assert!(matches!(classify_line(b" \t "), Ok(RawLine::Blank)));
+    }
+}

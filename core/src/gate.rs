@@ -1,0 +1,291 @@
+//! The gate: scoring (SPEC §2–4), the turnstile (§5) and the immune cell
+//! state with its kernel action (§6).
+//!
+//! The work is split by what it depends on, so replay and tuning can share it:
+//! - [`Gate::features`]: the expensive, policy-weight-independent part
+//!   (pattern scans, integrity checks) — computed once per event;
+//! - [`Gate::assess`]: suspicion, geometry and decision from features — cheap;
+//! - [`Gate::resolve`]: turnstile and cell state given the previous antibody
+//!   load — the only step that needs per-process state.
+
+use std::fmt;
+
+use crate::event::KernelEvent;
+use crate::integrity::{integrity_risk, IntegrityChecker, IntegrityFeatures};
+use crate::membrane::{scan_risk, Membrane, ScanHits, ScanScratch};
+use crate::policy::Policy;
+use crate::policy_toml::PolicyError;
+use crate::turnstile::{
+    self, antibody_load, clamp01, decay_factor, membrane_stress, Decision, TurnstileAction,
+    TurnstileInput, TurnstileOutcome,
+};
+
+/// Immune cell state (SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CellState {
+    Healthy,
+    Primed,
+    Inflamed,
+    Necrotic,
+}
+
+impl CellState {
+    pub const ALL: [CellState; 4] = [
+        CellState::Healthy,
+        CellState::Primed,
+        CellState::Inflamed,
+        CellState::Necrotic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellState::Healthy => "HEALTHY",
+            CellState::Primed => "PRIMED",
+            CellState::Inflamed => "INFLAMED",
+            CellState::Necrotic => "NECROTIC",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CellState> {
+        CellState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for CellState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the kernel enforcement point is told to do, in rising severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KernelAction {
+    Allow,
+    Throttle,
+    Quarantine,
+    Kill,
+    Honeypot,
+}
+
+impl KernelAction {
+    pub const ALL: [KernelAction; 5] = [
+        KernelAction::Allow,
+        KernelAction::Throttle,
+        KernelAction::Quarantine,
+        KernelAction::Kill,
+        KernelAction::Honeypot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelAction::Allow => "ALLOW",
+            KernelAction::Throttle => "THROTTLE",
+            KernelAction::Quarantine => "QUARANTINE",
+            KernelAction::Kill => "KILL",
+            KernelAction::Honeypot => "HONEYPOT",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<KernelAction> {
+        KernelAction::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// QUARANTINE, KILL or HONEYPOT: the process is contained.
+    pub fn is_containment(self) -> bool {
+        matches!(
+            self,
+            KernelAction::Quarantine | KernelAction::Kill | KernelAction::Honeypot
+        )
+    }
+}
+
+impl fmt::Display for KernelAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything about an event that does not depend on the policy's numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventFeatures {
+    pub scan: ScanHits,
+    pub integrity: IntegrityFeatures,
+    /// `clamp01(geometry_norm)`.
+    pub observed: f64,
+}
+
+/// Scores and decision for one event (SPEC §2–4).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    pub scan_risk: f64,
+    pub integrity_risk: f64,
+    /// Unrounded; thresholds compare this value.
+    pub suspicion: f64,
+    pub geometry: f64,
+    pub decision: Decision,
+}
+
+/// The turnstile and immune outcome given the previous antibody load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    pub antibody_prev: f64,
+    pub antibody_now: f64,
+    pub membrane_stress: f64,
+    pub turnstile: TurnstileOutcome,
+    pub cell_state: CellState,
+    pub kernel_action: KernelAction,
+    pub block_execution: bool,
+    pub isolate_process: bool,
+    pub quarantine_target: bool,
+}
+
+/// A policy compiled for deciding. Immutable and shareable across threads.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    policy: Policy,
+    membrane: Membrane,
+    integrity: IntegrityChecker,
+    /// Antibody decay per event, `exp(−ln2/half_life)`.
+    decay: f64,
+}
+
+impl Gate {
+    /// Compile `policy`. Patterns that do not compile are errors.
+    pub fn new(policy: Policy) -> Result<Gate, PolicyError> {
+        crate::policy_toml::validate(&policy)?;
+        let membrane = Membrane::new(&policy.scan)
+            .map_err(|(pattern, e)| PolicyError::pattern("scan", &pattern, &e))?;
+        let integrity = IntegrityChecker::new(&policy.integrity).map_err(|(pattern, e)| {
+            PolicyError::pattern("integrity.sensitive_targets", &pattern, &e)
+        })?;
+        let decay = decay_factor(1.0, policy.turnstile.half_life_events);
+        Ok(Gate {
+            policy,
+            membrane,
+            integrity,
+            decay,
+        })
+    }
+
+    /// The reference policy, compiled.
+    pub fn reference() -> Gate {
+        Gate::new(Policy::reference()).expect("the reference policy compiles")
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The expensive, weight-independent part: pattern scans and integrity checks.
+    pub fn features(&self, event: &KernelEvent, scratch: &mut ScanScratch) -> EventFeatures {
+        EventFeatures {
+            scan: self.membrane.scan(event, scratch),
+            integrity: self.integrity.features(event),
+            observed: clamp01(event.geometry_norm),
+        }
+    }
+
+    /// Suspicion, geometry and decision (SPEC §2–4).
+    pub fn assess(&self, features: &EventFeatures) -> Assessment {
+        assess_with(&self.policy, features)
+    }
+
+    /// Turnstile, cell state and kernel action (SPEC §5–6).
+    pub fn resolve(&self, assessment: &Assessment, antibody_prev: f64) -> Resolution {
+        resolve_with(&self.policy, self.decay, assessment, antibody_prev)
+    }
+}
+
+/// [`Gate::assess`] for any policy with the same patterns (used by tuning).
+pub fn assess_with(policy: &Policy, features: &EventFeatures) -> Assessment {
+    let scan_risk = scan_risk(features.scan, &policy.scan);
+    let integrity_risk = integrity_risk(&features.integrity, &policy.integrity);
+    let d = &policy.decision;
+    let suspicion = clamp01(
+        d.scan_weight * scan_risk
+            + d.integrity_weight * integrity_risk
+            + d.geometry_weight * features.observed,
+    );
+    let geometry = clamp01(
+        features
+            .observed
+            .max(d.geometry_base + d.geometry_slope * suspicion),
+    );
+    let decision = if suspicion >= d.deny {
+        Decision::Deny
+    } else if suspicion >= d.escalate {
+        Decision::Escalate
+    } else if suspicion >= d.quarantine {
+        Decision::Quarantine
+    } else {
+        Decision::Allow
+    };
+    debug_assert!((0.0..=1.0).contains(&suspicion) && (0.0..=1.0).contains(&geometry));
+    Assessment {
+        scan_risk,
+        integrity_risk,
+        suspicion,
+        geometry,
+        decision,
+    }
+}
+
+/// [`Gate::resolve`] for any policy (used by tuning). `decay` is
+/// `decay_factor(1, policy.turnstile.half_life_events)`.
+pub fn resolve_with(
+    policy: &Policy,
+    decay: f64,
+    assessment: &Assessment,
+    antibody_prev: f64,
+) -> Resolution {
+    let suspicion = assessment.suspicion;
+    let antibody_now = antibody_load(antibody_prev, suspicion, decay);
+    let stress = membrane_stress(assessment.geometry, policy.turnstile.membrane_threshold);
+    let turnstile = turnstile::resolve(&TurnstileInput {
+        domain: policy.turnstile.domain,
+        decision: assessment.decision,
+        membrane_stress: stress,
+        antibody_now,
+        honeypot_stress: policy.turnstile.honeypot_stress,
+        honeypot_antibody: policy.turnstile.honeypot_antibody,
+        quorum_ok: true,
+    });
+    let signal = clamp01(antibody_now)
+        .max(clamp01(stress))
+        .max(clamp01(suspicion));
+    let cell = &policy.cell;
+    let cell_state = if signal >= cell.necrotic {
+        CellState::Necrotic
+    } else if signal >= cell.inflamed {
+        CellState::Inflamed
+    } else if signal >= cell.primed {
+        CellState::Primed
+    } else {
+        CellState::Healthy
+    };
+    let (mut kernel_action, mut block, mut isolate, mut quarantine) = match turnstile.action {
+        TurnstileAction::Allow => (KernelAction::Allow, false, false, false),
+        TurnstileAction::Honeypot => (KernelAction::Honeypot, true, true, true),
+        TurnstileAction::Isolate => (KernelAction::Quarantine, true, true, true),
+        TurnstileAction::Stop => (KernelAction::Kill, true, true, false),
+        TurnstileAction::Hold | TurnstileAction::Pivot | TurnstileAction::Degrade => {
+            (KernelAction::Throttle, false, false, false)
+        }
+    };
+    if cell_state == CellState::Necrotic {
+        (kernel_action, block, isolate, quarantine) = (KernelAction::Honeypot, true, true, true);
+    } else if cell_state == CellState::Inflamed && kernel_action == KernelAction::Allow {
+        kernel_action = KernelAction::Throttle;
+    }
+    Resolution {
+        antibody_prev,
+        antibody_now,
+        membrane_stress: stress,
+        turnstile,
+        cell_state,
+        kernel_action,
+        block_execution: block,
+        isolate_process: isolate,
+        quarantine_target: quarantine,
+    }
+}

@@ -1,0 +1,495 @@
+//! A JSON reader that accepts exactly what Python's `json.loads` accepts.
+//!
+//! Falco feeds are parsed by the reference with `json.loads`, which is more
+//! permissive than RFC 8259 (`NaN`, `Infinity`, `-Infinity` literals; integers
+//! of any length up to CPython's 4300-digit limit; lone surrogates) and keeps
+//! the last of duplicate keys. Parity needs the same acceptance, so this is a
+//! small hand-written reader rather than a general-purpose crate. Strings are
+//! borrowed from the line whenever they contain no escapes; nesting is bounded
+//! by [`JSON_DEPTH_MAX`] and parsed without unbounded recursion.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::limits::JSON_DEPTH_MAX;
+use crate::pystr::PY_INT_MAX_STR_DIGITS;
+
+/// A parsed JSON value borrowing from the input line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonValue<'a> {
+    Null,
+    Bool(bool),
+    /// An integer literal, kept as its source text so that any length survives.
+    Int(&'a str),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Array(Vec<JsonValue<'a>>),
+    /// Members in source order; duplicates kept (lookups take the last).
+    Object(Vec<(Cow<'a, str>, JsonValue<'a>)>),
+}
+
+impl<'a> JsonValue<'a> {
+    /// The value of the last member named `key` (Python's dict keeps the last).
+    pub fn get(&self, key: &str) -> Option<&JsonValue<'a>> {
+        match self {
+            JsonValue::Object(members) => members
+                .iter()
+                .rev()
+                .find(|(name, _)| name.as_ref() == key)
+                .map(|(_, value)| value),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&[(Cow<'a, str>, JsonValue<'a>)]> {
+        match self {
+            JsonValue::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, JsonValue::Null)
+    }
+}
+
+/// Why a line is not JSON, and where (0-based character offset, as Python
+/// reports `char N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub message: String,
+    pub offset: usize,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at column {}", self.message, self.offset + 1)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// Parse one complete JSON document (surrounding JSON whitespace allowed).
+pub fn parse(text: &str) -> Result<JsonValue<'_>, JsonError> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    reader.skip_ws();
+    let value = reader.value()?;
+    reader.skip_ws();
+    if reader.pos != reader.bytes.len() {
+        return Err(reader.error("extra data after the JSON value"));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+/// A container being filled while parsing iteratively.
+enum Frame<'a> {
+    Array(Vec<JsonValue<'a>>),
+    Object(Vec<(Cow<'a, str>, JsonValue<'a>)>, Cow<'a, str>),
+}
+
+impl<'a> Reader<'a> {
+    fn error(&self, message: &str) -> JsonError {
+        // Report a character offset, not a byte offset, as Python does.
+        let offset = self.text[..self.pos.min(self.text.len())].chars().count();
+        JsonError {
+            message: message.to_owned(),
+            offset,
+        }
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// Parse a value with an explicit stack of open containers, so that
+    /// hostile nesting costs heap, bounded by `JSON_DEPTH_MAX`, not stack.
+    fn value(&mut self) -> Result<JsonValue<'a>, JsonError> {
+        let mut stack: Vec<Frame<'a>> = Vec::new();
+        loop {
+            // Parse one value start; containers push a frame.
+            let mut value = match self.peek() {
+                Some(b'{') => {
+                    self.pos += 1;
+                    self.skip_ws();
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                        JsonValue::Object(Vec::new())
+                    } else {
+                        if stack.len() >= JSON_DEPTH_MAX {
+                            return Err(self.error("nesting too deep"));
+                        }
+                        let key = self.object_key()?;
+                        stack.push(Frame::Object(Vec::new(), key));
+                        self.skip_ws();
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    self.pos += 1;
+                    self.skip_ws();
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                        JsonValue::Array(Vec::new())
+                    } else {
+                        if stack.len() >= JSON_DEPTH_MAX {
+                            return Err(self.error("nesting too deep"));
+                        }
+                        stack.push(Frame::Array(Vec::new()));
+                        continue;
+                    }
+                }
+                _ => self.scalar()?,
+            };
+            // Attach the finished value to its parent; close finished parents.
+            loop {
+                let Some(frame) = stack.last_mut() else {
+                    return Ok(value);
+                };
+                self.skip_ws();
+                match frame {
+                    Frame::Array(items) => {
+                        items.push(value);
+                        match self.peek() {
+                            Some(b',') => {
+                                self.pos += 1;
+                                self.skip_ws();
+                                break;
+                            }
+                            Some(b']') => {
+                                self.pos += 1;
+                                let Some(Frame::Array(items)) = stack.pop() else {
+                                    unreachable!("top frame is an array")
+                                };
+                                value = JsonValue::Array(items);
+                            }
+                            _ => return Err(self.error("expecting ',' delimiter")),
+                        }
+                    }
+                    Frame::Object(members, key) => {
+                        let key = std::mem::take(key);
+                        members.push((key, value));
+                        match self.peek() {
+                            Some(b',') => {
+                                self.pos += 1;
+                                self.skip_ws();
+                                *key_slot(frame) = self.object_key()?;
+                                self.skip_ws();
+                                break;
+                            }
+                            Some(b'}') => {
+                                self.pos += 1;
+                                let Some(Frame::Object(members, _)) = stack.pop() else {
+                                    unreachable!("top frame is an object")
+                                };
+                                value = JsonValue::Object(members);
+                            }
+                            _ => return Err(self.error("expecting ',' delimiter")),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `"key" :` — leaves the reader at the value.
+    fn object_key(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expecting property name enclosed in double quotes"));
+        }
+        let key = self.string()?;
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return Err(self.error("expecting ':' delimiter"));
+        }
+        self.pos += 1;
+        self.skip_ws();
+        Ok(key)
+    }
+
+    fn scalar(&mut self) -> Result<JsonValue<'a>, JsonError> {
+        let rest = &self.bytes[self.pos..];
+        match rest.first() {
+            Some(b'"') => Ok(JsonValue::Str(self.string()?)),
+            Some(b'n') if rest.starts_with(b"null") => {
+                self.pos += 4;
+                Ok(JsonValue::Null)
+            }
+            Some(b't') if rest.starts_with(b"true") => {
+                self.pos += 4;
+                Ok(JsonValue::Bool(true))
+            }
+            Some(b'f') if rest.starts_with(b"false") => {
+                self.pos += 5;
+                Ok(JsonValue::Bool(false))
+            }
+            Some(b'N') if rest.starts_with(b"NaN") => {
+                self.pos += 3;
+                Ok(JsonValue::Float(f64::NAN))
+            }
+            Some(b'I') if rest.starts_with(b"Infinity") => {
+                self.pos += 8;
+                Ok(JsonValue::Float(f64::INFINITY))
+            }
+            Some(b'-') if rest.starts_with(b"-Infinity") => {
+                self.pos += 9;
+                Ok(JsonValue::Float(f64::NEG_INFINITY))
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            None => Err(self.error("expecting value, found end of line")),
+            Some(_) => Err(self.error("expecting value")),
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`, as Python's scanner.
+    fn number(&mut self) -> Result<JsonValue<'a>, JsonError> {
+        let start = self.pos;
+        let bytes = self.bytes;
+        let mut i = self.pos;
+        if bytes[i] == b'-' {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+            _ => return Err(self.error("expecting value")),
+        }
+        let int_end = i;
+        let mut is_float = false;
+        if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            is_float = true;
+            i += 1;
+            while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+        }
+        if let Some(b'e' | b'E') = bytes.get(i) {
+            let mut j = i + 1;
+            if let Some(b'+' | b'-') = bytes.get(j) {
+                j += 1;
+            }
+            if bytes.get(j).is_some_and(u8::is_ascii_digit) {
+                is_float = true;
+                while bytes.get(j).is_some_and(u8::is_ascii_digit) {
+                    j += 1;
+                }
+                i = j;
+            }
+        }
+        self.pos = i;
+        let literal = &self.text[start..i];
+        if is_float {
+            // Rust's parser is correctly rounded, as CPython's `float()`.
+            let value = literal
+                .parse::<f64>()
+                .map_err(|_| self.error("invalid number"))?;
+            return Ok(JsonValue::Float(value));
+        }
+        let n_digits = int_end - start - usize::from(bytes[start] == b'-');
+        if n_digits > PY_INT_MAX_STR_DIGITS {
+            self.pos = start;
+            return Err(self.error("integer literal exceeds the limit of 4300 digits"));
+        }
+        Ok(JsonValue::Int(literal))
+    }
+
+    /// A string starting at `"`; borrowed when it has no escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        let open = self.pos;
+        self.pos += 1;
+        let start = self.pos;
+        // Fast scan to the first quote, backslash or control character.
+        let stop = self.bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let Some(offset) = stop else {
+            self.pos = open;
+            return Err(self.error("unterminated string"));
+        };
+        let at = start + offset;
+        match self.bytes[at] {
+            b'"' => {
+                self.pos = at + 1;
+                Ok(Cow::Borrowed(&self.text[start..at]))
+            }
+            b'\\' => {
+                let mut owned = String::with_capacity(at - start + 16);
+                owned.push_str(&self.text[start..at]);
+                self.pos = at;
+                self.string_with_escapes(open, owned).map(Cow::Owned)
+            }
+            _ => {
+                self.pos = at;
+                Err(self.error("invalid control character in string"))
+            }
+        }
+    }
+
+    fn string_with_escapes(&mut self, open: usize, mut out: String) -> Result<String, JsonError> {
+        loop {
+            let run_start = self.pos;
+            let stop = self.bytes[run_start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let Some(offset) = stop else {
+                self.pos = open;
+                return Err(self.error("unterminated string"));
+            };
+            let at = run_start + offset;
+            out.push_str(&self.text[run_start..at]);
+            self.pos = at;
+            match self.bytes[at] {
+                b'"' => {
+                    self.pos = at + 1;
+                    return Ok(out);
+                }
+                b'\\' => self.escape(&mut out)?,
+                _ => return Err(self.error("invalid control character in string")),
+            }
+        }
+    }
+
+    /// One escape at `\`. Lone surrogates become U+FFFD (Rust strings cannot
+    /// hold them; Python keeps them, which only matters for their own text).
+    fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
+        let Some(&kind) = self.bytes.get(self.pos + 1) else {
+            return Err(self.error("unterminated string"));
+        };
+        let simple = match kind {
+            b'"' => Some('"'),
+            b'\\' => Some('\\'),
+            b'/' => Some('/'),
+            b'b' => Some('\u{8}'),
+            b'f' => Some('\u{c}'),
+            b'n' => Some('\n'),
+            b'r' => Some('\r'),
+            b't' => Some('\t'),
+            b'u' => None,
+            _ => return Err(self.error("invalid \\escape")),
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            self.pos += 2;
+            return Ok(());
+        }
+        let high = self.hex4(self.pos + 2)?;
+        self.pos += 6;
+        if (0xD800..0xDC00).contains(&high)
+            && self.bytes.get(self.pos) == Some(&b'\\')
+            && self.bytes.get(self.pos + 1) == Some(&b'u')
+        {
+            let low = self.hex4(self.pos + 2)?;
+            if (0xDC00..0xE000).contains(&low) {
+                let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                self.pos += 6;
+                return Ok(());
+            }
+        }
+        out.push(char::from_u32(high).unwrap_or('\u{fffd}'));
+        Ok(())
+    }
+
+    fn hex4(&self, at: usize) -> Result<u32, JsonError> {
+        let digits = self
+            .bytes
+            .get(at..at + 4)
+            .filter(|d| d.iter().all(u8::is_ascii_hexdigit));
+        let Some(digits) = digits else {
+            let mut at_escape = Reader {
+                text: self.text,
+                bytes: self.bytes,
+                pos: at.saturating_sub(2).min(self.bytes.len()),
+            };
+            at_escape.pos = at_escape.pos.min(self.bytes.len());
+            return Err(at_escape.error("invalid \\uXXXX escape"));
+        };
+        let text = std::str::from_utf8(digits).expect("hex digits are ASCII");
+        Ok(u32::from_str_radix(text, 16).expect("validated hex digits"))
+    }
+}
+
+/// The pending-key slot of an object frame.
+fn key_slot<'f, 'a>(frame: &'f mut Frame<'a>) -> &'f mut Cow<'a, str> {
+    match frame {
+        Frame::Object(_, key) => key,
+        Frame::Array(_) => unreachable!("only object frames hold a key"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_what_python_accepts() {
+        let v = parse(r#"{"a": NaN, "b": -Infinity, "c": 123456789012345678901234567890, "a": 1}"#)
+            .unwrap();
+        assert_eq!(v.get("a"), Some(&JsonValue::Int("1")));
+        assert_eq!(v.get("b"), Some(&JsonValue::Float(f64::NEG_INFINITY)));
+        assert_eq!(
+            v.get("c"),
+            Some(&JsonValue::Int("123456789012345678901234567890"))
+        );
+        assert_eq!(parse("1e400").unwrap(), JsonValue::Float(f64::INFINITY));
+        assert_eq!(
+            parse(r#""\ud83d\ude00 \ud800""#).unwrap(),
+            JsonValue::Str(Cow::Owned("😀 \u{fffd}".to_owned()))
+        );
+        let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+        assert!(parse(&deep).is_ok());
+    }
+
+    #[test]
+    fn rejects_what_python_rejects() {
+        for bad in [
+            "{",
+            "{'a': 1}",
+            "[1,]",
+            "01",
+            "1.",
+            "\"\u{1}\"",
+            "\"\\x\"",
+            "tru",
+            "-",
+            "[1 2]",
+            "{\"a\" 1}",
+            "nan",
+            "{} {}",
+            "\"\\u12\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} must be rejected");
+        }
+        let too_deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse(&too_deep).unwrap_err().message, "nesting too deep");
+        assert!(parse(&"1".repeat(4301)).is_err());
+        assert!(parse(&"1".repeat(4300)).is_ok());
+    }
+
+    #[test]
+    fn error_offsets_count_characters() {
+        let err = parse("{\"é\": x}").unwrap_err();
+        assert_eq!(err.offset, 6);
+    }
+}

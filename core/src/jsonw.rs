@@ -1,0 +1,97 @@
+//! A minimal, allocation-free JSON writer for output records.
+//!
+//! Records have a fixed key order (SPEC §8), so they are written by hand
+//! rather than through a serializer: it is faster and the order is explicit.
+
+/// Append `text` as a JSON string (UTF-8 kept as is; control characters and
+/// the JSON specials escaped).
+pub fn push_str(out: &mut String, text: &str) {
+    out.push('"');
+    let bytes = text.as_bytes();
+    let mut run_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x00..=0x1f | 0x7f => None,
+            _ => continue,
+        };
+        out.push_str(&text[run_start..i]);
+        match escape {
+            Some(e) => out.push_str(e),
+            None => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        }
+        run_start = i + 1;
+    }
+    out.push_str(&text[run_start..]);
+    out.push('"');
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Append a finite float in shortest round-trip form (`0.0`, `0.1235`);
+/// non-finite values, which records never hold, are written as `null`.
+pub fn push_f64(out: &mut String, value: f64) {
+    if value.is_finite() {
+        let mut buffer = ryu::Buffer::new();
+        out.push_str(buffer.format_finite(value));
+    } else {
+        out.push_str("null");
+    }
+}
+
+pub fn push_bool(out: &mut String, value: bool) {
+    out.push_str(if value { "true" } else { "false" });
+}
+
+/// `"key":` (the key is a trusted literal).
+#[inline]
+pub fn push_key(out: &mut String, key: &str) {
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
+}
+
+/// A JSON array of strings.
+pub fn push_str_array<S: AsRef<str>>(out: &mut String, items: &[S]) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, item.as_ref());
+    }
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_round_trip_through_a_real_parser() {
+        for text in [
+            "plain",
+            "q\"b\\s",
+            "nl\n\r\t",
+            "\u{0}\u{1f}\u{7f}",
+            "é😀\u{2028}",
+        ] {
+            let mut out = String::new();
+            push_str(&mut out, text);
+            let parsed = crate::json::parse(&out).unwrap();
+            assert_eq!(parsed, crate::json::JsonValue::Str(text.into()), "{out}");
+        }
+        let mut out = String::new();
+        push_f64(&mut out, 0.1235);
+        push_f64(&mut out, 1.0);
+        assert_eq!(out, "0.12351.0");
+    }
+}

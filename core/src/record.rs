@@ -1,0 +1,382 @@
+//! The output record (SPEC §8) and the stateful bridge that produces it.
+
+use std::sync::Arc;
+
+use crate::clock::Timestamp;
+use crate::enforcement::{EnforcementPlan, EnforcementPlanner, PlannerConfig};
+use crate::event::KernelEvent;
+use crate::falco::{self, LineError, MappingOptions, RawLine};
+use crate::gate::{Assessment, EventFeatures, Gate, KernelAction, Resolution};
+use crate::integrity;
+use crate::jsonw::{push_f64, push_key, push_str, push_str_array};
+use crate::membrane::{ScanHits, ScanScratch};
+use crate::memory::AntibodyTable;
+use crate::pystr::{py_float_repr, py_round};
+
+/// One decided event.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub event: KernelEvent,
+    pub process_key: String,
+    pub features: EventFeatures,
+    pub assessment: Assessment,
+    pub resolution: Resolution,
+    pub notes: Vec<String>,
+    pub enforcement: Option<EnforcementPlan>,
+}
+
+impl DecisionRecord {
+    pub fn kernel_action(&self) -> KernelAction {
+        self.resolution.kernel_action
+    }
+
+    /// Write the record as one compact JSON object (no newline), keys in the
+    /// SPEC §8 order; `include_event` adds the normalized `kernel_event`.
+    pub fn write_json(&self, out: &mut String, include_event: bool) {
+        let e = &self.event;
+        out.push('{');
+        push_key(out, "host");
+        push_str(out, &e.host);
+        out.push(',');
+        push_key(out, "pid");
+        out.push_str(&e.pid.to_string());
+        out.push(',');
+        push_key(out, "process_name");
+        push_str(out, &e.process_name);
+        out.push(',');
+        push_key(out, "operation");
+        push_str(out, &e.operation);
+        out.push(',');
+        push_key(out, "target");
+        push_str(out, &e.target);
+        out.push(',');
+        push_key(out, "decision");
+        push_str(out, self.assessment.decision.as_str());
+        out.push(',');
+        push_key(out, "kernel_action");
+        push_str(out, self.resolution.kernel_action.as_str());
+        out.push(',');
+        push_key(out, "cell_state");
+        push_str(out, self.resolution.cell_state.as_str());
+        out.push(',');
+        push_key(out, "suspicion");
+        push_f64(out, py_round(self.assessment.suspicion, 4));
+        out.push(',');
+        push_key(out, "antibody_load_prev");
+        push_f64(out, py_round(self.resolution.antibody_prev, 4));
+        out.push(',');
+        push_key(out, "antibody_load_now");
+        push_f64(out, py_round(self.resolution.antibody_now, 4));
+        out.push(',');
+        push_key(out, "membrane_stress");
+        push_f64(out, py_round(self.resolution.membrane_stress, 4));
+        out.push(',');
+        push_key(out, "notes");
+        push_str_array(out, &self.notes);
+        if include_event {
+            out.push(',');
+            push_key(out, "kernel_event");
+            write_event_json(e, out);
+        }
+        if let Some(plan) = &self.enforcement {
+            out.push(',');
+            push_key(out, "enforcement");
+            plan.write_json(out);
+        }
+        out.push('}');
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(1024);
+        self.write_json(&mut out, false);
+        out
+    }
+}
+
+fn write_event_json(e: &KernelEvent, out: &mut String) {
+    out.push('{');
+    for (i, (key, value)) in [
+        ("host", &e.host),
+        ("process_name", &e.process_name),
+        ("parent_process", &e.parent_process),
+        ("command_line", &e.command_line),
+        ("operation", &e.operation),
+        ("target", &e.target),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        push_key(out, key);
+        push_str(out, value);
+    }
+    out.push(',');
+    push_key(out, "pid");
+    out.push_str(&e.pid.to_string());
+    out.push(',');
+    push_key(out, "signer_trusted");
+    crate::jsonw::push_bool(out, e.signer_trusted);
+    out.push(',');
+    push_key(out, "hash_sha256");
+    match &e.hash_sha256 {
+        Some(h) => push_str(out, h),
+        None => out.push_str("null"),
+    }
+    out.push(',');
+    push_key(out, "geometry_norm");
+    if e.geometry_norm.is_finite() {
+        push_f64(out, e.geometry_norm);
+    } else {
+        // JSON has no NaN/Infinity; keep Python's spelling as text.
+        let mut text = String::new();
+        py_float_repr(e.geometry_norm, &mut text);
+        push_str(out, &text);
+    }
+    out.push('}');
+}
+
+/// The notes, in the reference's order (SPEC §6).
+pub fn build_notes(
+    gate: &Gate,
+    event: &KernelEvent,
+    features: &EventFeatures,
+    resolution: &Resolution,
+) -> Vec<String> {
+    let mut notes = Vec::with_capacity(6);
+    push_scan_reasons(features.scan, &mut notes);
+    integrity::push_notes(
+        &features.integrity,
+        &event.operation,
+        &gate.policy().integrity,
+        &mut notes,
+    );
+    notes.push(format!("immune cell state={}", resolution.cell_state));
+    notes.push(
+        if resolution.kernel_action == KernelAction::Allow {
+            "kernel path clear"
+        } else {
+            "enemy friction elevated at kernel gate"
+        }
+        .to_owned(),
+    );
+    notes
+}
+
+fn push_scan_reasons(hits: ScanHits, notes: &mut Vec<String>) {
+    if hits.prompt > 0 {
+        notes.push(format!("prompt-injection signatures={}", hits.prompt));
+    }
+    if hits.malware > 0 {
+        notes.push(format!("malware signatures={}", hits.malware));
+    }
+    if hits.links > 0 {
+        notes.push(format!("external-links={}", hits.links));
+    }
+    if hits.prompt == 0 && hits.malware == 0 && hits.links == 0 {
+        notes.push("clean profile".to_owned());
+    }
+}
+
+/// What became of one input line.
+#[derive(Debug)]
+pub enum LineOutcome {
+    /// Blank after stripping: skipped, not counted.
+    Blank,
+    Error(LineError),
+    Decided(Box<DecisionRecord>),
+}
+
+/// An event with everything that does not depend on per-process state: the
+/// parallelizable part of deciding.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub event: KernelEvent,
+    pub process_key: String,
+    pub features: EventFeatures,
+    pub assessment: Assessment,
+}
+
+/// A line after the stateless stage.
+#[derive(Debug)]
+pub enum PreparedLine {
+    Blank,
+    Error(LineError),
+    Event(Box<Prepared>),
+}
+
+/// The stateless stage: strip, parse, map, scan and score one raw line.
+pub fn prepare_line(
+    gate: &Gate,
+    mapping: &MappingOptions,
+    raw: &[u8],
+    scratch: &mut ScanScratch,
+) -> PreparedLine {
+    let text = match falco::classify_line(raw) {
+        Ok(RawLine::Blank) => return PreparedLine::Blank,
+        Ok(RawLine::Text(text)) => text,
+        Err(e) => return PreparedLine::Error(e),
+    };
+    match falco::parse_event(text, mapping) {
+        Ok(event) => PreparedLine::Event(Box::new(prepare_event(gate, event, scratch))),
+        Err(e) => PreparedLine::Error(e),
+    }
+}
+
+/// The stateless stage for an already-mapped event.
+pub fn prepare_event(gate: &Gate, event: KernelEvent, scratch: &mut ScanScratch) -> Prepared {
+    let features = gate.features(&event, scratch);
+    let assessment = gate.assess(&features);
+    Prepared {
+        process_key: event.process_key(),
+        event,
+        features,
+        assessment,
+    }
+}
+
+/// The per-process state's verdict on one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advance {
+    pub resolution: Resolution,
+    /// False when the enforcement cooldown suppressed this event's action.
+    pub admitted: bool,
+}
+
+/// The stateful bridge: a gate, the per-process table and (optionally) an
+/// enforcement planner. Events must be fed in input order.
+#[derive(Debug)]
+pub struct Bridge {
+    gate: Arc<Gate>,
+    table: AntibodyTable,
+    planner: Option<EnforcementPlanner>,
+    mapping: MappingOptions,
+    scratch: ScanScratch,
+}
+
+impl Bridge {
+    /// `planner: None` decides without planning enforcement.
+    pub fn new(gate: Arc<Gate>, mapping: MappingOptions, planner: Option<PlannerConfig>) -> Bridge {
+        let capacity = gate.policy().state_capacity();
+        Bridge {
+            table: AntibodyTable::new(capacity),
+            planner: planner.map(EnforcementPlanner::new),
+            gate,
+            mapping,
+            scratch: ScanScratch::default(),
+        }
+    }
+
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    pub fn table(&self) -> &AntibodyTable {
+        &self.table
+    }
+
+    pub fn table_mut(&mut self) -> &mut AntibodyTable {
+        &mut self.table
+    }
+
+    pub fn mapping(&self) -> &MappingOptions {
+        &self.mapping
+    }
+
+    pub fn planner(&self) -> Option<&EnforcementPlanner> {
+        self.planner.as_ref()
+    }
+
+    /// Swap in a new policy (the agent's reload); state is kept.
+    pub fn set_gate(&mut self, gate: Arc<Gate>) {
+        self.table.set_capacity(gate.policy().state_capacity());
+        self.mapping.real_network_fields = gate.policy().real_network_fields;
+        self.gate = gate;
+    }
+
+    /// Decide one raw line; `now` gives the cooldown clock for the event.
+    pub fn decide_line(
+        &mut self,
+        raw: &[u8],
+        now: impl FnOnce(&KernelEvent) -> Timestamp,
+    ) -> LineOutcome {
+        match prepare_line(&self.gate, &self.mapping, raw, &mut self.scratch) {
+            PreparedLine::Blank => LineOutcome::Blank,
+            PreparedLine::Error(e) => LineOutcome::Error(e),
+            PreparedLine::Event(prepared) => {
+                let now = now(&prepared.event);
+                LineOutcome::Decided(Box::new(self.decide_prepared(*prepared, now)))
+            }
+        }
+    }
+
+    /// Decide one event at time `now`.
+    pub fn decide(&mut self, event: KernelEvent, now: Timestamp) -> DecisionRecord {
+        let prepared = prepare_event(&self.gate, event, &mut self.scratch);
+        self.decide_prepared(prepared, now)
+    }
+
+    /// Both remaining stages for a prepared event.
+    pub fn decide_prepared(&mut self, prepared: Prepared, now: Timestamp) -> DecisionRecord {
+        let advance = self.advance(&prepared, now);
+        self.finish(prepared, advance)
+    }
+
+    /// The stateful stage, cheap and strictly in input order: previous load,
+    /// turnstile, new load, cooldown.
+    pub fn advance(&mut self, prepared: &Prepared, now: Timestamp) -> Advance {
+        let key = prepared.process_key.as_str();
+        let prev = self.table.get(key).unwrap_or(0.0);
+        let resolution = self.gate.resolve(&prepared.assessment, prev);
+        self.table.store(key, resolution.antibody_now);
+        let admitted = match &mut self.planner {
+            Some(planner) => planner.admit(key, resolution.kernel_action, now),
+            None => true,
+        };
+        Advance {
+            resolution,
+            admitted,
+        }
+    }
+
+    /// The stateless tail: notes and the enforcement plan. Safe to run in
+    /// parallel with other events' tails.
+    pub fn finish(&self, prepared: Prepared, advance: Advance) -> DecisionRecord {
+        finish_record(&self.gate, self.planner.as_ref(), prepared, advance)
+    }
+}
+
+/// [`Bridge::finish`] without a bridge (for parallel callers holding parts).
+pub fn finish_record(
+    gate: &Gate,
+    planner: Option<&EnforcementPlanner>,
+    prepared: Prepared,
+    advance: Advance,
+) -> DecisionRecord {
+    let Prepared {
+        event,
+        process_key,
+        features,
+        assessment,
+    } = prepared;
+    let notes = build_notes(gate, &event, &features, &advance.resolution);
+    let enforcement = planner.map(|p| {
+        p.build_plan(
+            &event,
+            &process_key,
+            &assessment,
+            &advance.resolution,
+            advance.admitted,
+        )
+    });
+    DecisionRecord {
+        event,
+        process_key,
+        features,
+        assessment,
+        resolution: advance.resolution,
+        notes,
+        enforcement,
+    }
+}

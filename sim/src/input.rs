@@ -1,0 +1,248 @@
+//! Reading corpora: files, stdin, `.gz`; bounded lines; batches.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use scbe_core::limits::LINE_BYTES_MAX;
+
+/// Lines per batch handed to the parallel stages.
+pub const BATCH_LINES_MAX: usize = 8192;
+/// Bytes per batch (a batch closes at whichever bound it reaches first).
+pub const BATCH_BYTES_MAX: usize = 8 << 20;
+
+const _: () = assert!(
+    BATCH_BYTES_MAX >= LINE_BYTES_MAX,
+    "a maximal line fits one batch"
+);
+
+/// An opened corpus with its size (for progress) and a live count of the
+/// bytes consumed from the underlying file.
+pub struct Corpus {
+    pub reader: Box<dyn Read + Send>,
+    /// Size of the file on disk, when known.
+    pub total_bytes: Option<u64>,
+    pub bytes_read: Arc<AtomicU64>,
+    pub name: String,
+}
+
+impl std::fmt::Debug for Corpus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Corpus").field("name", &self.name).finish()
+    }
+}
+
+/// Open `-` (stdin), a file, or a `.gz` file (decompressed on the fly).
+pub fn open_corpus(path: &str) -> Result<Corpus> {
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    if path == "-" {
+        let reader = CountingReader {
+            inner: io::stdin(),
+            count: Arc::clone(&bytes_read),
+        };
+        return Ok(Corpus {
+            reader: Box::new(reader),
+            total_bytes: None,
+            bytes_read,
+            name: "<stdin>".to_owned(),
+        });
+    }
+    let file = File::open(path).with_context(|| format!("cannot open input {path}"))?;
+    let total_bytes = file.metadata().ok().map(|m| m.len());
+    let counted = CountingReader {
+        inner: file,
+        count: Arc::clone(&bytes_read),
+    };
+    let reader: Box<dyn Read + Send> = if Path::new(path).extension().is_some_and(|ext| ext == "gz")
+    {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(counted)))
+    } else {
+        Box::new(counted)
+    };
+    Ok(Corpus {
+        reader,
+        total_bytes,
+        bytes_read,
+        name: path.to_owned(),
+    })
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// One line's place in a batch.
+#[derive(Debug, Clone)]
+pub struct LineSlot {
+    /// 1-based line number in the input.
+    pub line_no: u64,
+    /// Byte range of the kept bytes in the batch buffer.
+    pub start: usize,
+    pub end: usize,
+    /// Length of the whole line; larger than the kept bytes when over the cap.
+    pub full_len: usize,
+}
+
+/// A run of consecutive input lines sharing one buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub lines: Vec<LineSlot>,
+}
+
+impl Batch {
+    pub fn line(&self, slot: &LineSlot) -> &[u8] {
+        &self.data[slot.start..slot.end]
+    }
+}
+
+/// Splits input into lines as Python's universal-newline text mode does
+/// (`\n`, `\r\n` and a lone `\r` all end a line), keeping at most
+/// `LINE_BYTES_MAX + 1` bytes of any line so a huge line cannot exhaust memory.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: BufReader<R>,
+    next_line_no: u64,
+    /// The previous line ended in `\r`: a leading `\n` belongs to it.
+    after_cr: bool,
+    eof: bool,
+}
+
+impl<R: Read> LineReader<R> {
+    pub fn new(inner: R) -> LineReader<R> {
+        LineReader {
+            inner: BufReader::with_capacity(1 << 20, inner),
+            next_line_no: 1,
+            after_cr: false,
+            eof: false,
+        }
+    }
+
+    /// Fill `batch` with the next lines; `false` at end of input.
+    pub fn next_batch(&mut self, batch: &mut Batch) -> io::Result<bool> {
+        batch.data.clear();
+        batch.lines.clear();
+        while !self.eof
+            && batch.lines.len() < BATCH_LINES_MAX
+            && batch.data.len() < BATCH_BYTES_MAX - LINE_BYTES_MAX
+        {
+            self.read_line(batch)?;
+        }
+        Ok(!batch.lines.is_empty())
+    }
+
+    fn read_line(&mut self, batch: &mut Batch) -> io::Result<()> {
+        let start = batch.data.len();
+        let keep_max = LINE_BYTES_MAX + 1;
+        let mut full_len = 0usize;
+        let mut saw_any = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                self.eof = true;
+                break;
+            }
+            if self.after_cr {
+                self.after_cr = false;
+                if available[0] == b'\n' {
+                    self.inner.consume(1);
+                    continue;
+                }
+            }
+            saw_any = true;
+            match memchr::memchr2(b'\n', b'\r', available) {
+                Some(i) => {
+                    let kept = i.min(keep_max.saturating_sub(full_len));
+                    batch.data.extend_from_slice(&available[..kept]);
+                    full_len += i;
+                    self.after_cr = available[i] == b'\r';
+                    self.inner.consume(i + 1);
+                    self.push(batch, start, full_len);
+                    return Ok(());
+                }
+                None => {
+                    let n = available.len();
+                    let kept = n.min(keep_max.saturating_sub(full_len));
+                    batch.data.extend_from_slice(&available[..kept]);
+                    full_len += n;
+                    self.inner.consume(n);
+                }
+            }
+        }
+        if saw_any && full_len > 0 {
+            self.push(batch, start, full_len);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, batch: &mut Batch, start: usize, full_len: usize) {
+        batch.lines.push(LineSlot {
+            line_no: self.next_line_no,
+            start,
+            end: batch.data.len(),
+            full_len,
+        });
+        self.next_line_no += 1;
+    }
+}
+
+/// The first `max_chars` characters of a raw line, for error reports.
+pub fn raw_prefix(raw: &[u8], max_chars: usize) -> String {
+    let cut = raw.len().min(max_chars * 4);
+    String::from_utf8_lossy(&raw[..cut])
+        .chars()
+        .take(max_chars)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<(u64, Vec<u8>, usize)> {
+        let mut reader = LineReader::new(input);
+        let mut batch = Batch::default();
+        let mut out = Vec::new();
+        while reader.next_batch(&mut batch).unwrap() {
+            for slot in &batch.lines {
+                out.push((slot.line_no, batch.line(slot).to_vec(), slot.full_len));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn universal_newlines() {
+        let got = lines(b"a\nb\r\nc\rd\n\ne");
+        let texts: Vec<&[u8]> = got.iter().map(|(_, t, _)| t.as_slice()).collect();
+        assert_eq!(texts, vec![&b"a"[..], b"b", b"c", b"d", b"", b"e"]);
+        assert_eq!(got.last().unwrap().0, 6);
+    }
+
+    #[test]
+    fn huge_lines_are_capped_not_buffered() {
+        let mut input = vec![b'x'; LINE_BYTES_MAX * 3];
+        input.extend_from_slice(b"\n{}\n");
+        let got = lines(&input);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].1.len(), LINE_BYTES_MAX + 1);
+        assert_eq!(got[0].2, LINE_BYTES_MAX * 3);
+        assert_eq!(got[1].1, b"{}");
+    }
+}

@@ -1,0 +1,7 @@
+//! `scbe-sim`: replay Falco corpora through the SCBE gate, deterministically
+//! and in parallel; generate, evaluate, tune and diff policies.
+
+pub mod input;
+pub mod progress;
+pub mod replay;
+pub mod util;
