@@ -1,17 +1,12 @@
 //! `scbe-sim`: the command line. Parses flags into configs and calls the library.
 
-use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::io;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use scbe_core::{policy_to_toml, MappingOptions, PlannerConfig, Policy};
-use scbe_sim::input::open_corpus;
-use scbe_sim::replay::{replay, ReplayConfig};
-use scbe_sim::util::{default_threads, load_gate};
+
+mod cmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,62 +27,9 @@ enum Command {
     /// Records go to stdout (or --output), one JSON object per line; rejected
     /// lines go to stderr as {"line":N,"error":…,"raw":…}, then a summary
     /// object. Exit status: 0 success, 2 when any line was rejected.
-    Replay(ReplayArgs),
+    Replay(cmd::replay::ReplayArgs),
     /// Work with policy files.
-    Policy(PolicyArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct ReplayArgs {
-    /// Input corpus: a file, `-` for stdin, or a .gz file.
-    #[arg(default_value = "-", value_name = "INPUT|-")]
-    input: String,
-    /// Policy file (TOML); the reference policy when omitted.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
-    /// Include the enforcement plan in each record.
-    #[arg(long)]
-    emit_enforcement: bool,
-    /// Per-process cooldown in seconds of event time (0 disables); default from the policy (15).
-    #[arg(long, value_name = "SECONDS")]
-    enforcement_cooldown: Option<f64>,
-    /// Quarantine directory used in command previews; default from the policy.
-    #[arg(long, value_name = "DIR")]
-    quarantine_dir: Option<String>,
-    /// Comma-separated backend names listed in plans; default from the policy.
-    #[arg(long, value_name = "LIST")]
-    enforcement_backends: Option<String>,
-    /// Only emit records whose kernel action is not ALLOW.
-    #[arg(long)]
-    alerts_only: bool,
-    /// Host used when an event names none.
-    #[arg(long, value_name = "NAME", default_value = "linux-node")]
-    host_default: String,
-    /// Stop after this many (non-blank) input events.
-    #[arg(long, value_name = "N")]
-    max_events: Option<u64>,
-    /// Write records here instead of stdout.
-    #[arg(long, short, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Worker threads (default: all cores). Output is identical for every value.
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-    /// Print the SHA-256 of the output stream in the summary.
-    #[arg(long)]
-    digest: bool,
-    /// No progress line and no summary table (the JSON summary is still written).
-    #[arg(long, short)]
-    quiet: bool,
-}
-
-#[derive(clap::Args, Debug)]
-struct PolicyArgs {
-    /// Write the full reference policy as a commented TOML file to stdout.
-    #[arg(long)]
-    print_reference: bool,
-    /// Check a policy file and print it in full (with defaults filled in).
-    #[arg(long, value_name = "FILE", conflicts_with = "print_reference")]
-    check: Option<PathBuf>,
+    Policy(cmd::policy::PolicyArgs),
 }
 
 fn main() -> ExitCode {
@@ -114,106 +56,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Replay(args) => run_replay(args),
-        Command::Policy(args) => run_policy(args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Policy(args) => cmd::policy::run(args),
     }
-}
-
-fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
-    let gate = load_gate(args.policy.as_deref())?;
-    let policy = gate.policy().clone();
-    let enforcement = args.emit_enforcement.then(|| -> Result<PlannerConfig> {
-        let backend_names = match &args.enforcement_backends {
-            Some(list) => parse_backends(list)?,
-            None => policy.enforcement.backends.clone(),
-        };
-        let cooldown_seconds = args
-            .enforcement_cooldown
-            .unwrap_or(policy.enforcement.cooldown_seconds);
-        anyhow::ensure!(
-            cooldown_seconds.is_finite() && cooldown_seconds >= 0.0,
-            "--enforcement-cooldown must be a non-negative number of seconds, got {cooldown_seconds}"
-        );
-        Ok(PlannerConfig {
-            cooldown_seconds,
-            quarantine_dir: args
-                .quarantine_dir
-                .clone()
-                .unwrap_or_else(|| policy.enforcement.quarantine_dir.clone()),
-            backend_names,
-            dry_run: true,
-            capacity: policy.state_capacity(),
-        })
-    });
-    let enforcement = enforcement.transpose()?;
-    let threads = args.threads.unwrap_or_else(default_threads);
-    anyhow::ensure!(threads >= 1, "--threads must be at least 1");
-    let config = ReplayConfig {
-        mapping: MappingOptions {
-            host_default: args.host_default.clone(),
-            real_network_fields: policy.real_network_fields,
-        },
-        gate: Arc::new(gate),
-        enforcement,
-        alerts_only: args.alerts_only,
-        max_events: args.max_events,
-        threads,
-        digest: args.digest,
-        progress: !args.quiet,
-    };
-    let corpus = open_corpus(&args.input)?;
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(BufWriter::with_capacity(
-            1 << 20,
-            File::create(path)
-                .with_context(|| format!("cannot create output {}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
-    };
-    let stderr = io::stderr();
-    let mut errors = BufWriter::new(stderr.lock());
-    let summary = replay(&config, corpus, &mut out, &mut errors)?;
-    drop(out);
-    writeln!(errors, "{}", summary.to_json())?;
-    if !args.quiet && io::stderr().is_terminal() {
-        write!(errors, "{}", summary.to_table())?;
-    }
-    errors.flush()?;
-    Ok(ExitCode::from(summary.exit_code()))
-}
-
-/// `systemd,journald` → names, each checked against the known backends.
-fn parse_backends(list: &str) -> Result<Vec<String>> {
-    let names: Vec<String> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    for name in &names {
-        anyhow::ensure!(
-            scbe_core::policy_toml::BACKEND_NAMES.contains(&name.as_str()),
-            "unknown enforcement backend {name:?} (expected one of {})",
-            scbe_core::policy_toml::BACKEND_NAMES.join(", ")
-        );
-    }
-    Ok(names)
-}
-
-fn run_policy(args: PolicyArgs) -> Result<ExitCode> {
-    let mut stdout = io::stdout().lock();
-    if let Some(path) = args.check {
-        let gate = load_gate(Some(&path))?;
-        let title = format!("{} (checked; defaults filled in)", path.display());
-        stdout.write_all(policy_to_toml(gate.policy(), &title).as_bytes())?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.print_reference {
-        stdout.write_all(
-            policy_to_toml(&Policy::reference(), "The SCBE reference policy (SPEC.md), generated by `scbe-sim policy --print-reference`.")
-                .as_bytes(),
-        )?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    anyhow::bail!("nothing to do: pass --print-reference or --check FILE")
 }

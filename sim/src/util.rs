@@ -27,3 +27,21 @@ pub fn load_gate(path: Option<&Path>) -> Result<Gate> {
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// `systemd,journald` → names, each checked against the known backends.
+pub fn parse_backends(list: &str) -> Result<Vec<String>> {
+    let names: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for name in &names {
+        anyhow::ensure!(
+            scbe_core::policy_toml::BACKEND_NAMES.contains(&name.as_str()),
+            "unknown enforcement backend {name:?} (expected one of {})",
+            scbe_core::policy_toml::BACKEND_NAMES.join(", ")
+        );
+    }
+    Ok(names)
+}

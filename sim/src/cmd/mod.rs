@@ -1,0 +1,4 @@
+//! One module per subcommand: its flags and its `run`.
+
+pub mod policy;
+pub mod replay;
