@@ -212,7 +212,9 @@ mod tests {
         let checker = IntegrityChecker::new(&policy).unwrap();
         let sha = "a".repeat(64);
         let non_ascii_sha = "é".repeat(64);
-        let cases: &[(&str, &str, bool, Option<&str>, f64, usize)] = &[
+        // (operation, target, signed, hash, risk, number of notes)
+        type Case<'a> = (&'a str, &'a str, bool, Option<&'a str>, f64, usize);
+        let cases: &[Case] = &[
             // (operation, target, signed, hash, risk, n_notes) — the python→bash pair always adds 0.20.
             ("open", "/tmp/x", true, Some(&sha), 0.22, 1),
             ("exec", "/tmp/x", false, None, 0.12 + 0.22 + 0.16 + 0.20, 3),

@@ -180,10 +180,18 @@ enum Slot {
     Decided(Box<Prepared>, Advance),
 }
 
+/// A rejected line, reported on the error stream.
+struct ErrorLine {
+    line_no: u64,
+    error: LineError,
+    raw: String,
+}
+
 /// What rendering a chunk produced.
 #[derive(Default)]
 struct Rendered {
     text: String,
+    errors: Vec<ErrorLine>,
     emitted: u64,
     enforcement_emitted: u64,
     by_kernel_action: [u64; 5],
@@ -301,15 +309,15 @@ pub fn replay(
 
         // Stage 3: render in parallel chunks; write in order.
         let chunks = split_chunks(slots, RENDER_CHUNK_EVENTS);
-        let rendered: Vec<(Rendered, Vec<(u64, LineError, String)>)> = pool.install(|| {
+        let rendered: Vec<Rendered> = pool.install(|| {
             chunks
                 .into_par_iter()
                 .map(|chunk| render_chunk(&bridge, config.alerts_only, chunk))
                 .collect()
         });
-        for (chunk, chunk_errors) in rendered {
-            for (line_no, error, raw) in chunk_errors {
-                write_error(errors, line_no, &error, &raw)?;
+        for chunk in rendered {
+            for e in &chunk.errors {
+                write_error(errors, e.line_no, &e.error, &e.raw)?;
             }
             summary.events_emitted += chunk.emitted;
             summary.enforcement_emitted += chunk.enforcement_emitted;
@@ -352,11 +360,7 @@ fn split_chunks(slots: Vec<Slot>, size: usize) -> Vec<Vec<Slot>> {
     chunks
 }
 
-fn render_chunk(
-    bridge: &Bridge,
-    alerts_only: bool,
-    chunk: Vec<Slot>,
-) -> (Rendered, Vec<(u64, LineError, String)>) {
+fn render_chunk(bridge: &Bridge, alerts_only: bool, chunk: Vec<Slot>) -> Rendered {
     let mut rendered = Rendered {
         text: String::with_capacity(chunk.len() * 700),
         ..Rendered::default()
@@ -390,7 +394,7 @@ fn render_chunk(
             }
         }
     }
-    (rendered, errors)
+    rendered
 }
 
 /// `{"line":N,"error":MESSAGE,"raw":FIRST_2000_CHARS}`
