@@ -94,8 +94,87 @@ pub fn parse_event(line: &str, options: &MappingOptions) -> Result<KernelEvent, 
     map_event(&root, options)
 }
 
+/// Every `output_fields` key the mapping reads. One pass over the members
+/// files each known key into its slot (a later duplicate overwrites an
+/// earlier one, as Python's dict keeps the last), so lookups are O(1).
+const KNOWN_FIELDS: &[&str] = &[
+    "evt.type",
+    "event.type",
+    "host.name",
+    "k8s.node.name",
+    "proc.pid",
+    "process.pid",
+    "evt.pid",
+    "proc.name",
+    "process.name",
+    "evt.arg.procname",
+    "proc.pname",
+    "process.parent.name",
+    "proc.aname[1]",
+    "proc.cmdline",
+    "process.command_line",
+    "evt.arg.cmdline",
+    "fd.name",
+    "proc.exepath",
+    "evt.arg.filename",
+    "evt.arg.path",
+    "scbe.signer_trusted",
+    "proc.is_signed",
+    "file.trusted",
+    "file.sha256",
+    "proc.hash.sha256",
+    "scbe.sha256",
+    "scbe.geometry_norm",
+    "container.id",
+    "container.image.id",
+    "container.name",
+    "k8s.pod.name",
+    "k8s.ns.name",
+    "fd.sip",
+    "evt.arg.sip",
+    "fd.sport",
+    "evt.arg.sport",
+    "fd.dip",
+    "evt.arg.dip",
+    "fd.dport",
+    "evt.arg.dport",
+    "fd.cip",
+    "fd.lip",
+    "fd.rip",
+    "fd.cport",
+    "fd.lport",
+    "fd.rport",
+    "evt.time",
+];
+
+/// `output_fields`, indexed by [`KNOWN_FIELDS`].
+struct Fields<'v, 'a> {
+    slots: [Option<&'v JsonValue<'a>>; KNOWN_FIELDS.len()],
+}
+
+impl<'v, 'a> Fields<'v, 'a> {
+    fn index(fields: &'v JsonValue<'a>) -> Fields<'v, 'a> {
+        let mut slots = [None; KNOWN_FIELDS.len()];
+        if let JsonValue::Object(members) = fields {
+            for (key, value) in members {
+                // Every known key contains a '.'; most unknown ones are cheap to skip.
+                if let Some(i) = KNOWN_FIELDS.iter().position(|k| *k == key.as_ref()) {
+                    slots[i] = Some(value);
+                }
+            }
+        }
+        Fields { slots }
+    }
+
+    fn get(&self, key: &str) -> Option<&'v JsonValue<'a>> {
+        let i = KNOWN_FIELDS.iter().position(|k| *k == key);
+        debug_assert!(i.is_some(), "{key} must be listed in KNOWN_FIELDS");
+        i.and_then(|i| self.slots[i])
+    }
+}
+
 /// `pick(F, keys…)`: the first present value that is neither `null` nor `""`.
-fn pick<'v, 'a>(fields: &'v JsonValue<'a>, keys: &[&str]) -> Option<&'v JsonValue<'a>> {
+fn pick<'v, 'a>(fields: &Fields<'v, 'a>, keys: &[&str]) -> Option<&'v JsonValue<'a>> {
     keys.iter().find_map(|key| {
         fields.get(key).filter(|value| match value {
             JsonValue::Null => false,
@@ -122,6 +201,7 @@ pub fn map_event(root: &JsonValue<'_>, options: &MappingOptions) -> Result<Kerne
         Some(f @ JsonValue::Object(_)) => f,
         _ => &EMPTY_OBJECT,
     };
+    let fields = &Fields::index(fields);
     // `E.x or d`: the top-level value when present (even null), else `d`.
     let top = |key: &str, default: &'static JsonValue<'static>| -> &JsonValue<'_> {
         root.get(key).unwrap_or(default)
@@ -231,7 +311,7 @@ pub fn operation_for(evt_type: &str) -> String {
     class.to_owned()
 }
 
-fn network_target(fields: &JsonValue<'_>, real_fields: bool) -> String {
+fn network_target(fields: &Fields<'_, '_>, real_fields: bool) -> String {
     let text = |keys: &[&str]| pick(fields, keys).map(to_str).unwrap_or_default();
     let endpoint = |ip: String, port: String| {
         if port.is_empty() {
@@ -264,7 +344,7 @@ fn network_target(fields: &JsonValue<'_>, real_fields: bool) -> String {
 }
 
 /// The metadata dict rendered as the reference's `repr(dict)` (SPEC §2).
-fn metadata_repr(root: &JsonValue<'_>, fields: &JsonValue<'_>, evt_type: &str) -> String {
+fn metadata_repr(root: &JsonValue<'_>, fields: &Fields<'_, '_>, evt_type: &str) -> String {
     let mut out = String::with_capacity(256);
     let top = |key: &str| root.get(key).unwrap_or(&NULL);
     let picked = |keys: &[&str]| pick(fields, keys).unwrap_or(&EMPTY_STR);
@@ -298,7 +378,7 @@ fn metadata_repr(root: &JsonValue<'_>, fields: &JsonValue<'_>, evt_type: &str) -
 
 /// The event's own time: `output_fields["evt.time"]` (integer ns), else the
 /// top-level RFC 3339 `time`. Replays use it as their clock.
-fn event_time(root: &JsonValue<'_>, fields: &JsonValue<'_>) -> Option<Timestamp> {
+fn event_time(root: &JsonValue<'_>, fields: &Fields<'_, '_>) -> Option<Timestamp> {
     if let Some(JsonValue::Int(ns)) = fields.get("evt.time") {
         if let Ok(ns) = ns.parse::<i64>() {
             return Some(Timestamp::from_nanos(ns));

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::bytescan::find_json_special;
 use crate::limits::JSON_DEPTH_MAX;
 use crate::pystr::PY_INT_MAX_STR_DIGITS;
 
@@ -320,9 +321,7 @@ impl<'a> Reader<'a> {
         self.pos += 1;
         let start = self.pos;
         // Fast scan to the first quote, backslash or control character.
-        let stop = self.bytes[start..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let stop = find_json_special(&self.bytes[start..], b'"');
         let Some(offset) = stop else {
             self.pos = open;
             return Err(self.error("unterminated string"));
@@ -349,9 +348,7 @@ impl<'a> Reader<'a> {
     fn string_with_escapes(&mut self, open: usize, mut out: String) -> Result<String, JsonError> {
         loop {
             let run_start = self.pos;
-            let stop = self.bytes[run_start..]
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let stop = find_json_special(&self.bytes[run_start..], b'"');
             let Some(offset) = stop else {
                 self.pos = open;
                 return Err(self.error("unterminated string"));

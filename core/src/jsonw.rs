@@ -3,26 +3,25 @@
 //! Records have a fixed key order (SPEC §8), so they are written by hand
 //! rather than through a serializer: it is faster and the order is explicit.
 
+use crate::bytescan::find_json_special;
+
 /// Append `text` as a JSON string (UTF-8 kept as is; control characters and
 /// the JSON specials escaped).
 pub fn push_str(out: &mut String, text: &str) {
     out.push('"');
     let bytes = text.as_bytes();
     let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0x00..=0x1f | 0x7f => None,
-            _ => continue,
-        };
+    while let Some(offset) = find_json_special(&bytes[run_start..], 0x7f) {
+        let i = run_start + offset;
         out.push_str(&text[run_start..i]);
-        match escape {
-            Some(e) => out.push_str(e),
-            None => {
+        let b = bytes[i];
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
                 out.push_str("\\u00");
                 out.push(char::from(HEX[usize::from(b >> 4)]));
                 out.push(char::from(HEX[usize::from(b & 0xf)]));

@@ -11,6 +11,7 @@
 //! Under [`Policy::reference()`] the output reproduces the original Python
 //! gate exactly (see `SPEC.md`).
 
+pub mod bytescan;
 pub mod clock;
 pub mod enforcement;
 pub mod event;

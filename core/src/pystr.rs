@@ -26,7 +26,9 @@ pub fn py_strip(text: &str) -> &str {
 /// rule"; the reference's own output shows the rule applied.)
 pub fn py_lower_into(text: &str, out: &mut String) {
     if text.is_ascii() {
-        out.extend(text.bytes().map(|b| b.to_ascii_lowercase() as char));
+        let start = out.len();
+        out.push_str(text);
+        out[start..].make_ascii_lowercase();
         return;
     }
     out.push_str(&text.to_lowercase());
@@ -299,6 +301,27 @@ fn is_format_or_unassigned(c: char) -> bool {
 
 /// Python's `repr(str)`.
 pub fn py_str_repr(text: &str, out: &mut String) {
+    // Fast path: printable ASCII needing no escapes is copied as is.
+    let plain = text
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'\\');
+    if plain {
+        let quote = if text.contains('\'') && !text.contains('"') {
+            '"'
+        } else if text.contains('\'') {
+            return py_str_repr_slow(text, out);
+        } else {
+            '\''
+        };
+        out.push(quote);
+        out.push_str(text);
+        out.push(quote);
+        return;
+    }
+    py_str_repr_slow(text, out);
+}
+
+fn py_str_repr_slow(text: &str, out: &mut String) {
     let quote = if text.contains('\'') && !text.contains('"') {
         '"'
     } else {

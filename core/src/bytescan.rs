@@ -1,0 +1,85 @@
+//! Word-at-a-time byte scanning for the JSON hot paths.
+//!
+//! Finding the end of a JSON string run (a `"`, a `\` or a control byte) is
+//! most of the work of reading and writing Falco lines; checking eight bytes
+//! per step instead of one makes it several times cheaper, without `unsafe`.
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `w` that is zero (exact on the lowest such
+/// byte, which is all `trailing_zeros` needs).
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+/// High bit set in each byte of `w` that is below `n` (`n` ≤ 128).
+#[inline(always)]
+fn bytes_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(LO * u64::from(n)) & !w & HI
+}
+
+/// Index of the first byte that is `"`, `\`, or below 0x20; `extra` adds one
+/// more byte to stop at (pass `b'"'` again for none).
+#[inline]
+pub fn find_json_special(bytes: &[u8], extra: u8) -> Option<usize> {
+    let is_special = |b: u8| b == b'"' || b == b'\\' || b < 0x20 || b == extra;
+    let mut i = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        let hits = zero_bytes(w ^ (LO * u64::from(b'"')))
+            | zero_bytes(w ^ (LO * u64::from(b'\\')))
+            | zero_bytes(w ^ (LO * u64::from(extra)))
+            | bytes_below(w, 0x20);
+        if hits != 0 {
+            // The lowest flagged byte is exact; confirm byte by byte from there.
+            let first = (hits.trailing_zeros() / 8) as usize;
+            if let Some(j) = chunk[first..].iter().position(|&b| is_special(b)) {
+                return Some(i + first + j);
+            }
+        }
+        i += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| is_special(b))
+        .map(|j| i + j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agrees_with_the_obvious_scan() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"abc",
+            b"0123456789abcdef\"",
+            b"abcdefgh\\",
+            b"\x1f",
+            b"aaaaaaaaaaaaaaa\x7f",
+            "é😀 long text without specials at all......".as_bytes(),
+            b"\x80\x81\x82\x83\x84\x85\x86\x87\"",
+        ];
+        for sample in samples {
+            for extra in [b'"', 0x7f] {
+                let want = sample
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == extra);
+                assert_eq!(find_json_special(sample, extra), want, "{sample:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_on_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let want = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f);
+            proptest::prop_assert_eq!(find_json_special(&bytes, 0x7f), want);
+        }
+    }
+}
