@@ -4,4 +4,6 @@
 pub mod input;
 pub mod progress;
 pub mod replay;
+pub mod rng;
+pub mod synth;
 pub mod util;

@@ -30,6 +30,10 @@ enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Work with policy files.
     Policy(cmd::policy::PolicyArgs),
+    /// Write a labelled synthetic Falco corpus (attack chains + realistic benign hosts).
+    ///
+    /// The seed is printed; the same seed and version give the same bytes.
+    Synth(cmd::synth::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +62,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Policy(args) => cmd::policy::run(args),
+        Command::Synth(args) => cmd::synth::run(args),
     }
 }
