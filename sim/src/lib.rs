@@ -1,7 +1,10 @@
 //! `scbe-sim`: replay Falco corpora through the SCBE gate, deterministically
 //! and in parallel; generate, evaluate, tune and diff policies.
 
+pub mod evaluate;
 pub mod input;
+pub mod label;
+pub mod labelled;
 pub mod progress;
 pub mod replay;
 pub mod rng;

@@ -34,6 +34,12 @@ enum Command {
     ///
     /// The seed is printed; the same seed and version give the same bytes.
     Synth(cmd::synth::SynthArgs),
+    /// Score a policy against a labelled corpus: chain recall, time to
+    /// containment, benign friction and benign containment.
+    ///
+    /// Decides exactly as `replay` does. Exit status 0 (rejected lines are
+    /// counted in the report, not an error).
+    Evaluate(cmd::evaluate::EvaluateArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,5 +69,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Synth(args) => cmd::synth::run(args),
+        Command::Evaluate(args) => cmd::evaluate::run(args),
     }
 }

@@ -1,0 +1,107 @@
+//! The front end shared by `evaluate`, `tune` and `diff`: read a corpus in
+//! batches, prepare every line in parallel (parse, map, scan, score — exactly
+//! the stateless stage replay runs) together with its ground-truth label, and
+//! hand the results to a sequential sink in input order.
+
+use std::io;
+use std::sync::mpsc;
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use scbe_core::falco::LineError;
+use scbe_core::limits::LINE_BYTES_MAX;
+use scbe_core::membrane::ScanScratch;
+use scbe_core::{prepare_line, Gate, MappingOptions, Prepared, PreparedLine};
+
+use crate::input::{Batch, Corpus, LineReader};
+use crate::label::{read_label, Label};
+
+/// One input line after the stateless stage.
+#[derive(Debug)]
+pub enum Item {
+    Blank,
+    Error {
+        line_no: u64,
+        error: LineError,
+    },
+    Event {
+        line_no: u64,
+        prepared: Box<Prepared>,
+        label: Option<Label>,
+    },
+}
+
+/// Prepare every line of `corpus` under `gate`, in parallel on `threads`
+/// workers, and feed the items to `sink` in input order.
+pub fn for_each_prepared(
+    gate: &Gate,
+    mapping: &MappingOptions,
+    corpus: Corpus,
+    threads: usize,
+    mut sink: impl FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("scbe-lab-{i}"))
+        .build()
+        .context("cannot start the thread pool")?;
+    std::thread::scope(|scope| -> Result<()> {
+        // The reader runs at most two batches ahead.
+        let (batch_tx, batch_rx) = mpsc::sync_channel::<io::Result<Batch>>(2);
+        let reader_input = corpus.reader;
+        scope.spawn(move || {
+            let mut lines = LineReader::new(reader_input);
+            loop {
+                let mut batch = Batch::default();
+                match lines.next_batch(&mut batch) {
+                    Ok(true) => {
+                        if batch_tx.send(Ok(batch)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(false) => return,
+                    Err(e) => {
+                        let _ = batch_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        for batch in batch_rx.iter() {
+            let batch = batch.context("cannot read input")?;
+            let items: Vec<Item> = pool.install(|| {
+                batch
+                    .lines
+                    .par_iter()
+                    .map_init(ScanScratch::default, |scratch, slot| {
+                        if slot.full_len > LINE_BYTES_MAX {
+                            return Item::Error {
+                                line_no: slot.line_no,
+                                error: LineError::TooLong {
+                                    bytes: slot.full_len,
+                                },
+                            };
+                        }
+                        let raw = batch.line(slot);
+                        match prepare_line(gate, mapping, raw, scratch) {
+                            PreparedLine::Blank => Item::Blank,
+                            PreparedLine::Error(error) => Item::Error {
+                                line_no: slot.line_no,
+                                error,
+                            },
+                            PreparedLine::Event(prepared) => Item::Event {
+                                line_no: slot.line_no,
+                                prepared,
+                                label: read_label(raw),
+                            },
+                        }
+                    })
+                    .collect()
+            });
+            for item in items {
+                sink(item)?;
+            }
+        }
+        Ok(())
+    })
+}
