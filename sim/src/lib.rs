@@ -9,4 +9,5 @@ pub mod progress;
 pub mod replay;
 pub mod rng;
 pub mod synth;
+pub mod tune;
 pub mod util;

@@ -40,6 +40,11 @@ enum Command {
     /// Decides exactly as `replay` does. Exit status 0 (rejected lines are
     /// counted in the report, not an error).
     Evaluate(cmd::evaluate::EvaluateArgs),
+    /// Search policy numbers over a labelled corpus (grid and random search):
+    /// train/test split, Pareto front, chosen policy written as TOML.
+    ///
+    /// Scans each event once; grid points run in parallel.
+    Tune(cmd::tune::TuneArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,5 +75,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(args) => cmd::policy::run(args),
         Command::Synth(args) => cmd::synth::run(args),
         Command::Evaluate(args) => cmd::evaluate::run(args),
+        Command::Tune(args) => cmd::tune::run(args),
     }
 }

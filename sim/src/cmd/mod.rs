@@ -4,3 +4,4 @@ pub mod evaluate;
 pub mod policy;
 pub mod replay;
 pub mod synth;
+pub mod tune;
