@@ -49,6 +49,36 @@ pub fn find_json_special(bytes: &[u8], extra: u8) -> Option<usize> {
         .map(|j| i + j)
 }
 
+/// Index of the first byte that `repr()` cannot copy as is: not printable
+/// ASCII (below 0x20 or at/above 0x7f), the quote in use, or `\`.
+#[inline]
+pub fn find_repr_special(bytes: &[u8], quote: u8) -> Option<usize> {
+    let is_special = |b: u8| !(b' '..=b'~').contains(&b) || b == quote || b == b'\\';
+    let mut i = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        // Bytes ≥ 0x7f: high bit set, or exactly 0x7f.
+        let hits = (w & HI)
+            | zero_bytes(w ^ (LO * 0x7f))
+            | zero_bytes(w ^ (LO * u64::from(quote)))
+            | zero_bytes(w ^ (LO * u64::from(b'\\')))
+            | bytes_below(w, 0x20);
+        if hits != 0 {
+            let first = (hits.trailing_zeros() / 8) as usize;
+            if let Some(j) = chunk[first..].iter().position(|&b| is_special(b)) {
+                return Some(i + first + j);
+            }
+        }
+        i += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| is_special(b))
+        .map(|j| i + j)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +106,12 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn repr_scan_agrees_on_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), quote in proptest::sample::select(vec![b'\'', b'"'])) {
+            let want = bytes.iter().position(|&b| !(b' '..=b'~').contains(&b) || b == quote || b == b'\\');
+            proptest::prop_assert_eq!(find_repr_special(&bytes, quote), want);
+        }
+
         #[test]
         fn agrees_on_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
             let want = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f);

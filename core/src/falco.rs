@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::clock::Timestamp;
 use crate::event::{KernelEvent, Pid};
-use crate::json::{self, JsonValue};
+use crate::json::{JsonError, JsonValue, Reader};
 use crate::limits::LINE_BYTES_MAX;
 use crate::pystr::{py_lower, py_strip};
 use crate::pyvalue::{py_repr, to_bool, to_float, to_int_text, to_str};
@@ -41,7 +41,7 @@ pub enum LineError {
     /// Not valid UTF-8 (at this byte offset).
     InvalidUtf8 { offset: usize },
     /// Not JSON.
-    Json(json::JsonError),
+    Json(JsonError),
     /// Valid JSON, but not an object.
     NotAnObject,
 }
@@ -90,8 +90,8 @@ pub fn classify_line(raw: &[u8]) -> Result<RawLine<'_>, LineError> {
 
 /// Parse a stripped, non-blank line into a kernel event.
 pub fn parse_event(line: &str, options: &MappingOptions) -> Result<KernelEvent, LineError> {
-    let root = json::parse(line).map_err(LineError::Json)?;
-    map_event(&root, options)
+    let doc = FalcoDoc::read(line)?;
+    Ok(map_event(&doc, options))
 }
 
 /// Every `output_fields` key the mapping reads. One pass over the members
@@ -147,36 +147,176 @@ const KNOWN_FIELDS: &[&str] = &[
     "evt.time",
 ];
 
-/// `output_fields`, indexed by [`KNOWN_FIELDS`].
-struct Fields<'v, 'a> {
-    slots: [Option<&'v JsonValue<'a>>; KNOWN_FIELDS.len()],
-}
-
-impl<'v, 'a> Fields<'v, 'a> {
-    fn index(fields: &'v JsonValue<'a>) -> Fields<'v, 'a> {
-        let mut slots = [None; KNOWN_FIELDS.len()];
-        if let JsonValue::Object(members) = fields {
-            for (key, value) in members {
-                // Every known key contains a '.'; most unknown ones are cheap to skip.
-                if let Some(i) = KNOWN_FIELDS.iter().position(|k| *k == key.as_ref()) {
-                    slots[i] = Some(value);
-                }
+/// The slot of `key` in [`KNOWN_FIELDS`], at compile time.
+const fn field_id(key: &str) -> usize {
+    let key = key.as_bytes();
+    let mut i = 0;
+    while i < KNOWN_FIELDS.len() {
+        let known = KNOWN_FIELDS[i].as_bytes();
+        if known.len() == key.len() {
+            let mut j = 0;
+            while j < key.len() && known[j] == key[j] {
+                j += 1;
+            }
+            if j == key.len() {
+                return i;
             }
         }
-        Fields { slots }
+        i += 1;
+    }
+    panic!("field must be listed in KNOWN_FIELDS")
+}
+
+/// `keys!("a", "b")`: the slots of field names, resolved at compile time.
+macro_rules! keys {
+    ($($key:literal),+ $(,)?) => {
+        &const { [$(field_id($key)),+] }
+    };
+}
+
+/// Known fields grouped by name length, so indexing a member compares it
+/// with the two or three names of its length only.
+fn fields_by_len() -> &'static [Vec<(usize, &'static str)>] {
+    static BY_LEN: std::sync::OnceLock<Vec<Vec<(usize, &'static str)>>> =
+        std::sync::OnceLock::new();
+    BY_LEN.get_or_init(|| {
+        let longest = KNOWN_FIELDS.iter().map(|k| k.len()).max().unwrap_or(0);
+        let mut by_len = vec![Vec::new(); longest + 1];
+        for (i, key) in KNOWN_FIELDS.iter().enumerate() {
+            by_len[key.len()].push((i, *key));
+        }
+        by_len
+    })
+}
+
+/// The top-level keys the mapping reads (`E.x` in SPEC §1).
+const TOP_KEYS: &[&str] = &[
+    "hostname",
+    "output",
+    "priority",
+    "rule",
+    "time",
+    "evt_type",
+    "pid",
+    "process_name",
+    "parent_process",
+    "command_line",
+    "target",
+    "signer_trusted",
+    "hash_sha256",
+    "geometry_norm",
+];
+
+/// A Falco line as the gate needs it: the known top-level members and the
+/// known `output_fields` members, parsed; everything else only validated.
+/// A later duplicate key replaces an earlier one, as Python's dict does.
+#[derive(Debug)]
+pub struct FalcoDoc<'a> {
+    top: [Option<JsonValue<'a>>; TOP_KEYS.len()],
+    fields: [Option<JsonValue<'a>>; KNOWN_FIELDS.len()],
+}
+
+impl<'a> FalcoDoc<'a> {
+    /// Read one line: valid JSON (Python's `json.loads` acceptance), and an
+    /// object, or an error saying which.
+    pub fn read(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
+        let mut doc = FalcoDoc {
+            top: std::array::from_fn(|_| None),
+            fields: std::array::from_fn(|_| None),
+        };
+        let mut reader = Reader::new(text);
+        reader.skip_ws();
+        if reader.peek() != Some(b'{') {
+            reader.skip_value().map_err(LineError::Json)?;
+            reader.skip_ws();
+            if !reader.at_end() {
+                return Err(LineError::Json(
+                    reader.error("extra data after the JSON value"),
+                ));
+            }
+            return Err(LineError::NotAnObject);
+        }
+        doc.read_object(&mut reader, 0).map_err(LineError::Json)?;
+        reader.skip_ws();
+        if !reader.at_end() {
+            return Err(LineError::Json(
+                reader.error("extra data after the JSON value"),
+            ));
+        }
+        Ok(doc)
     }
 
-    fn get(&self, key: &str) -> Option<&'v JsonValue<'a>> {
-        let i = KNOWN_FIELDS.iter().position(|k| *k == key);
-        debug_assert!(i.is_some(), "{key} must be listed in KNOWN_FIELDS");
-        i.and_then(|i| self.slots[i])
+    /// Members of the object at the reader (`level` 0: the event; 1: its
+    /// `output_fields`).
+    fn read_object(&mut self, reader: &mut Reader<'a>, level: usize) -> Result<(), JsonError> {
+        reader.pos += 1;
+        reader.depth_base = level + 1;
+        reader.skip_ws();
+        if reader.peek() == Some(b'}') {
+            reader.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let key = reader.object_key()?;
+            if level == 0 && key == "output_fields" {
+                self.fields = std::array::from_fn(|_| None);
+                if reader.peek() == Some(b'{') {
+                    self.read_object(reader, 1)?;
+                    reader.depth_base = 1;
+                } else {
+                    reader.skip_value()?;
+                }
+            } else {
+                let slot = if level == 0 {
+                    TOP_KEYS
+                        .iter()
+                        .position(|k| *k == key)
+                        .map(|i| &mut self.top[i])
+                } else {
+                    field_slot(&key).map(|i| &mut self.fields[i])
+                };
+                match slot {
+                    Some(slot) => *slot = Some(reader.value()?),
+                    None => reader.skip_value()?,
+                }
+            }
+            reader.skip_ws();
+            match reader.peek() {
+                Some(b',') => {
+                    reader.pos += 1;
+                    reader.skip_ws();
+                }
+                Some(b'}') => {
+                    reader.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(reader.error("expecting ',' delimiter")),
+            }
+        }
     }
+
+    /// `E.get(key)`.
+    fn top(&self, key: &str) -> Option<&JsonValue<'a>> {
+        let i = TOP_KEYS.iter().position(|k| *k == key);
+        debug_assert!(i.is_some(), "{key} must be listed in TOP_KEYS");
+        i.and_then(|i| self.top[i].as_ref())
+    }
+
+    fn field(&self, id: usize) -> Option<&JsonValue<'a>> {
+        self.fields[id].as_ref()
+    }
+}
+
+/// The slot of an `output_fields` member name, if the mapping reads it.
+fn field_slot(key: &str) -> Option<usize> {
+    let candidates = fields_by_len().get(key.len())?;
+    candidates.iter().find(|(_, k)| *k == key).map(|(i, _)| *i)
 }
 
 /// `pick(F, keys…)`: the first present value that is neither `null` nor `""`.
-fn pick<'v, 'a>(fields: &Fields<'v, 'a>, keys: &[&str]) -> Option<&'v JsonValue<'a>> {
-    keys.iter().find_map(|key| {
-        fields.get(key).filter(|value| match value {
+fn pick<'v, 'a>(fields: &'v FalcoDoc<'a>, keys: &[usize]) -> Option<&'v JsonValue<'a>> {
+    keys.iter().find_map(|&key| {
+        fields.field(key).filter(|value| match value {
             JsonValue::Null => false,
             JsonValue::Str(s) => !s.is_empty(),
             _ => true,
@@ -190,95 +330,88 @@ static FALSE: JsonValue<'static> = JsonValue::Bool(false);
 static ZERO: JsonValue<'static> = JsonValue::Int("0");
 static ZERO_FLOAT: JsonValue<'static> = JsonValue::Float(0.0);
 static UNKNOWN: JsonValue<'static> = JsonValue::Str(std::borrow::Cow::Borrowed("unknown"));
-static EMPTY_OBJECT: JsonValue<'static> = JsonValue::Object(Vec::new());
 
-/// Map a parsed Falco object into a kernel event (SPEC §1).
-pub fn map_event(root: &JsonValue<'_>, options: &MappingOptions) -> Result<KernelEvent, LineError> {
-    if !matches!(root, JsonValue::Object(_)) {
-        return Err(LineError::NotAnObject);
-    }
-    let fields = match root.get("output_fields") {
-        Some(f @ JsonValue::Object(_)) => f,
-        _ => &EMPTY_OBJECT,
-    };
-    let fields = &Fields::index(fields);
+/// Map a read Falco object into a kernel event (SPEC §1).
+pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
+    let root = doc;
+    let fields = doc;
     // `E.x or d`: the top-level value when present (even null), else `d`.
     let top = |key: &str, default: &'static JsonValue<'static>| -> &JsonValue<'_> {
-        root.get(key).unwrap_or(default)
+        root.top(key).unwrap_or(default)
     };
-    let field = |keys: &[&str], default: &JsonValue<'_>| -> String {
+    let field = |keys: &[usize], default: &JsonValue<'_>| -> String {
         to_str(pick(fields, keys).unwrap_or(default))
     };
 
     let evt_type = py_lower(&field(
-        &["evt.type", "event.type"],
+        keys!("evt.type", "event.type"),
         top("evt_type", &EMPTY_STR),
     ));
     let operation = operation_for(&evt_type);
 
     let mut host = field(
-        &["host.name", "k8s.node.name"],
-        root.get("hostname").unwrap_or(&NULL),
+        keys!("host.name", "k8s.node.name"),
+        root.top("hostname").unwrap_or(&NULL),
     );
     if host.is_empty() {
         host.clone_from(&options.host_default);
     }
 
     let pid = to_int_text(
-        pick(fields, &["proc.pid", "process.pid", "evt.pid"]).unwrap_or(top("pid", &ZERO)),
+        pick(fields, keys!("proc.pid", "process.pid", "evt.pid")).unwrap_or(top("pid", &ZERO)),
     )
     .map(Pid::from_canonical)
     .unwrap_or(Pid::ZERO);
 
     let mut process_name = py_lower(&field(
-        &["proc.name", "process.name", "evt.arg.procname"],
+        keys!("proc.name", "process.name", "evt.arg.procname"),
         top("process_name", &UNKNOWN),
     ));
     if process_name.is_empty() {
         process_name.push_str("unknown");
     }
     let parent_process = py_lower(&field(
-        &["proc.pname", "process.parent.name", "proc.aname[1]"],
+        keys!("proc.pname", "process.parent.name", "proc.aname[1]"),
         top("parent_process", &EMPTY_STR),
     ));
     let command_line = field(
-        &["proc.cmdline", "process.command_line", "evt.arg.cmdline"],
+        keys!("proc.cmdline", "process.command_line", "evt.arg.cmdline"),
         top("command_line", &EMPTY_STR),
     );
     let target = if operation == "network_connect" {
         network_target(fields, options.real_network_fields)
     } else {
         field(
-            &[
+            keys!(
                 "fd.name",
                 "proc.exepath",
                 "evt.arg.filename",
-                "evt.arg.path",
-            ],
+                "evt.arg.path"
+            ),
             top("target", &EMPTY_STR),
         )
     };
     let signer_trusted = to_bool(
         pick(
             fields,
-            &["scbe.signer_trusted", "proc.is_signed", "file.trusted"],
+            keys!("scbe.signer_trusted", "proc.is_signed", "file.trusted"),
         )
         .unwrap_or(top("signer_trusted", &FALSE)),
         false,
     );
     let hash = field(
-        &["file.sha256", "proc.hash.sha256", "scbe.sha256"],
+        keys!("file.sha256", "proc.hash.sha256", "scbe.sha256"),
         top("hash_sha256", &EMPTY_STR),
     );
     let geometry_norm = to_float(
-        pick(fields, &["scbe.geometry_norm"]).unwrap_or(top("geometry_norm", &ZERO_FLOAT)),
+        pick(fields, keys!("scbe.geometry_norm")).unwrap_or(top("geometry_norm", &ZERO_FLOAT)),
         0.0,
     );
 
     let metadata_repr = metadata_repr(root, fields, &evt_type);
     let time = event_time(root, fields);
 
-    Ok(KernelEvent {
+    KernelEvent {
         host,
         pid,
         process_name,
@@ -291,7 +424,7 @@ pub fn map_event(root: &JsonValue<'_>, options: &MappingOptions) -> Result<Kerne
         geometry_norm,
         metadata_repr,
         time,
-    })
+    }
 }
 
 /// evt_type → operation class (SPEC §1).
@@ -311,8 +444,8 @@ pub fn operation_for(evt_type: &str) -> String {
     class.to_owned()
 }
 
-fn network_target(fields: &Fields<'_, '_>, real_fields: bool) -> String {
-    let text = |keys: &[&str]| pick(fields, keys).map(to_str).unwrap_or_default();
+fn network_target(fields: &FalcoDoc<'_>, real_fields: bool) -> String {
+    let text = |keys: &[usize]| pick(fields, keys).map(to_str).unwrap_or_default();
     let endpoint = |ip: String, port: String| {
         if port.is_empty() {
             ip
@@ -323,31 +456,31 @@ fn network_target(fields: &Fields<'_, '_>, real_fields: bool) -> String {
     if real_fields {
         // Real Falco: client `fd.cip:fd.cport`, server `fd.sip:fd.sport`; when
         // the addresses are absent, `fd.name` already reads `cip:cport->sip:sport`.
-        let cip = text(&["fd.cip", "fd.lip"]);
-        let sip = text(&["fd.sip", "fd.rip"]);
+        let cip = text(keys!("fd.cip", "fd.lip"));
+        let sip = text(keys!("fd.sip", "fd.rip"));
         if !cip.is_empty() || !sip.is_empty() {
-            let src = endpoint(cip, text(&["fd.cport", "fd.lport"]));
-            let dst = endpoint(sip, text(&["fd.sport", "fd.rport"]));
+            let src = endpoint(cip, text(keys!("fd.cport", "fd.lport")));
+            let dst = endpoint(sip, text(keys!("fd.sport", "fd.rport")));
             return format!("{src}->{dst}").trim_matches(['-', '>']).to_owned();
         }
-        return text(&["fd.name"]);
+        return text(keys!("fd.name"));
     }
-    let sip = text(&["fd.sip", "evt.arg.sip"]);
-    let dip = text(&["fd.dip", "evt.arg.dip"]);
+    let sip = text(keys!("fd.sip", "evt.arg.sip"));
+    let dip = text(keys!("fd.dip", "evt.arg.dip"));
     if sip.is_empty() && dip.is_empty() {
         return String::new();
     }
-    let src = endpoint(sip, text(&["fd.sport", "evt.arg.sport"]));
-    let dst = endpoint(dip, text(&["fd.dport", "evt.arg.dport"]));
+    let src = endpoint(sip, text(keys!("fd.sport", "evt.arg.sport")));
+    let dst = endpoint(dip, text(keys!("fd.dport", "evt.arg.dport")));
     // Python's `str.strip("->")` removes every leading/trailing '-' and '>'.
     format!("{src}->{dst}").trim_matches(['-', '>']).to_owned()
 }
 
 /// The metadata dict rendered as the reference's `repr(dict)` (SPEC §2).
-fn metadata_repr(root: &JsonValue<'_>, fields: &Fields<'_, '_>, evt_type: &str) -> String {
+fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> String {
     let mut out = String::with_capacity(256);
-    let top = |key: &str| root.get(key).unwrap_or(&NULL);
-    let picked = |keys: &[&str]| pick(fields, keys).unwrap_or(&EMPTY_STR);
+    let top = |key: &str| root.top(key).unwrap_or(&NULL);
+    let picked = |keys: &[usize]| pick(fields, keys).unwrap_or(&EMPTY_STR);
     let evt_type_value = JsonValue::Str(std::borrow::Cow::Borrowed(evt_type));
     let entries: [(&str, &JsonValue<'_>); 8] = [
         ("rule", top("rule")),
@@ -356,11 +489,11 @@ fn metadata_repr(root: &JsonValue<'_>, fields: &Fields<'_, '_>, evt_type: &str) 
         ("evt_type", &evt_type_value),
         (
             "container_id",
-            picked(&["container.id", "container.image.id"]),
+            picked(keys!("container.id", "container.image.id")),
         ),
-        ("container_name", picked(&["container.name"])),
-        ("k8s_pod", picked(&["k8s.pod.name"])),
-        ("k8s_ns", picked(&["k8s.ns.name"])),
+        ("container_name", picked(keys!("container.name"))),
+        ("k8s_pod", picked(keys!("k8s.pod.name"))),
+        ("k8s_ns", picked(keys!("k8s.ns.name"))),
     ];
     out.push('{');
     for (i, (key, value)) in entries.iter().enumerate() {
@@ -378,13 +511,13 @@ fn metadata_repr(root: &JsonValue<'_>, fields: &Fields<'_, '_>, evt_type: &str) 
 
 /// The event's own time: `output_fields["evt.time"]` (integer ns), else the
 /// top-level RFC 3339 `time`. Replays use it as their clock.
-fn event_time(root: &JsonValue<'_>, fields: &Fields<'_, '_>) -> Option<Timestamp> {
-    if let Some(JsonValue::Int(ns)) = fields.get("evt.time") {
+fn event_time(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>) -> Option<Timestamp> {
+    if let Some(JsonValue::Int(ns)) = fields.field(field_id("evt.time")) {
         if let Ok(ns) = ns.parse::<i64>() {
             return Some(Timestamp::from_nanos(ns));
         }
     }
-    match root.get("time") {
+    match root.top("time") {
         Some(JsonValue::Str(text)) => Timestamp::parse_rfc3339(text),
         Some(JsonValue::Int(ns)) => ns.parse::<i64>().ok().map(Timestamp::from_nanos),
         _ => None,

@@ -72,11 +72,7 @@ impl std::error::Error for JsonError {}
 
 /// Parse one complete JSON document (surrounding JSON whitespace allowed).
 pub fn parse(text: &str) -> Result<JsonValue<'_>, JsonError> {
-    let mut reader = Reader {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut reader = Reader::new(text);
     reader.skip_ws();
     let value = reader.value()?;
     reader.skip_ws();
@@ -86,10 +82,14 @@ pub fn parse(text: &str) -> Result<JsonValue<'_>, JsonError> {
     Ok(value)
 }
 
-struct Reader<'a> {
+/// A cursor over one JSON text. Public within the crate so that the Falco
+/// reader can parse the fields it needs and only validate the rest.
+pub(crate) struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
-    pos: usize,
+    pub(crate) pos: usize,
+    /// Containers already open around the current value (for the depth bound).
+    pub(crate) depth_base: usize,
 }
 
 /// A container being filled while parsing iteratively.
@@ -99,7 +99,20 @@ enum Frame<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn error(&self, message: &str) -> JsonError {
+    pub(crate) fn new(text: &'a str) -> Reader<'a> {
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth_base: 0,
+        }
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    pub(crate) fn error(&self, message: &str) -> JsonError {
         // Report a character offset, not a byte offset, as Python does.
         let offset = self.text[..self.pos.min(self.text.len())].chars().count();
         JsonError {
@@ -109,20 +122,20 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn skip_ws(&mut self) {
+    pub(crate) fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
         }
     }
 
     #[inline]
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
     /// Parse a value with an explicit stack of open containers, so that
     /// hostile nesting costs heap, bounded by `JSON_DEPTH_MAX`, not stack.
-    fn value(&mut self) -> Result<JsonValue<'a>, JsonError> {
+    pub(crate) fn value(&mut self) -> Result<JsonValue<'a>, JsonError> {
         let mut stack: Vec<Frame<'a>> = Vec::new();
         loop {
             // Parse one value start; containers push a frame.
@@ -134,11 +147,12 @@ impl<'a> Reader<'a> {
                         self.pos += 1;
                         JsonValue::Object(Vec::new())
                     } else {
-                        if stack.len() >= JSON_DEPTH_MAX {
+                        if self.depth_base + stack.len() >= JSON_DEPTH_MAX {
                             return Err(self.error("nesting too deep"));
                         }
                         let key = self.object_key()?;
-                        stack.push(Frame::Object(Vec::new(), key));
+                        // Falco objects have ~10-40 members: skip the small regrowths.
+                        stack.push(Frame::Object(Vec::with_capacity(16), key));
                         self.skip_ws();
                         continue;
                     }
@@ -150,10 +164,10 @@ impl<'a> Reader<'a> {
                         self.pos += 1;
                         JsonValue::Array(Vec::new())
                     } else {
-                        if stack.len() >= JSON_DEPTH_MAX {
+                        if self.depth_base + stack.len() >= JSON_DEPTH_MAX {
                             return Err(self.error("nesting too deep"));
                         }
-                        stack.push(Frame::Array(Vec::new()));
+                        stack.push(Frame::Array(Vec::with_capacity(4)));
                         continue;
                     }
                 }
@@ -211,7 +225,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `"key" :` — leaves the reader at the value.
-    fn object_key(&mut self) -> Result<Cow<'a, str>, JsonError> {
+    pub(crate) fn object_key(&mut self) -> Result<Cow<'a, str>, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.error("expecting property name enclosed in double quotes"));
         }
@@ -225,7 +239,7 @@ impl<'a> Reader<'a> {
         Ok(key)
     }
 
-    fn scalar(&mut self) -> Result<JsonValue<'a>, JsonError> {
+    pub(crate) fn scalar(&mut self) -> Result<JsonValue<'a>, JsonError> {
         let rest = &self.bytes[self.pos..];
         match rest.first() {
             Some(b'"') => Ok(JsonValue::Str(self.string()?)),
@@ -261,6 +275,21 @@ impl<'a> Reader<'a> {
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`, as Python's scanner.
     fn number(&mut self) -> Result<JsonValue<'a>, JsonError> {
+        let start = self.pos;
+        let is_float = self.scan_number()?;
+        let literal = &self.text[start..self.pos];
+        if is_float {
+            // Rust's parser is correctly rounded, as CPython's `float()`.
+            let value = literal
+                .parse::<f64>()
+                .map_err(|_| self.error("invalid number"))?;
+            return Ok(JsonValue::Float(value));
+        }
+        Ok(JsonValue::Int(literal))
+    }
+
+    /// Validate a number and move past it; `true` when it is a float.
+    fn scan_number(&mut self) -> Result<bool, JsonError> {
         let start = self.pos;
         let bytes = self.bytes;
         let mut i = self.pos;
@@ -298,21 +327,122 @@ impl<'a> Reader<'a> {
                 i = j;
             }
         }
-        self.pos = i;
-        let literal = &self.text[start..i];
-        if is_float {
-            // Rust's parser is correctly rounded, as CPython's `float()`.
-            let value = literal
-                .parse::<f64>()
-                .map_err(|_| self.error("invalid number"))?;
-            return Ok(JsonValue::Float(value));
-        }
         let n_digits = int_end - start - usize::from(bytes[start] == b'-');
-        if n_digits > PY_INT_MAX_STR_DIGITS {
-            self.pos = start;
+        if !is_float && n_digits > PY_INT_MAX_STR_DIGITS {
             return Err(self.error("integer literal exceeds the limit of 4300 digits"));
         }
-        Ok(JsonValue::Int(literal))
+        self.pos = i;
+        Ok(is_float)
+    }
+
+    /// Validate one value and move past it without building anything: for
+    /// the members the gate never reads. Accepts exactly what [`Self::value`]
+    /// accepts, with the same depth bound.
+    pub(crate) fn skip_value(&mut self) -> Result<(), JsonError> {
+        // `true` for an open object, `false` for an open array; allocated
+        // only when the value is a container.
+        let mut open: Vec<bool> = Vec::new();
+        loop {
+            match self.peek() {
+                Some(c @ (b'{' | b'[')) => {
+                    if self.depth_base + open.len() >= JSON_DEPTH_MAX {
+                        return Err(self.error("nesting too deep"));
+                    }
+                    self.pos += 1;
+                    self.skip_ws();
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.pos += 1;
+                    } else {
+                        open.push(c == b'{');
+                        if c == b'{' {
+                            self.skip_key()?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b'"') => self.skip_string()?,
+                Some(b'-' | b'0'..=b'9') if !self.bytes[self.pos..].starts_with(b"-Infinity") => {
+                    self.scan_number()?;
+                }
+                _ => {
+                    self.scalar()?;
+                }
+            }
+            // A value ended: close containers or move to the next member.
+            loop {
+                let Some(&is_object) = open.last() else {
+                    return Ok(());
+                };
+                self.skip_ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        self.skip_ws();
+                        if is_object {
+                            self.skip_key()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if is_object => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    Some(b']') if !is_object => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    _ => return Err(self.error("expecting ',' delimiter")),
+                }
+            }
+        }
+    }
+
+    /// `"key" :` without decoding the key.
+    fn skip_key(&mut self) -> Result<(), JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expecting property name enclosed in double quotes"));
+        }
+        self.skip_string()?;
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return Err(self.error("expecting ':' delimiter"));
+        }
+        self.pos += 1;
+        self.skip_ws();
+        Ok(())
+    }
+
+    /// Validate a string starting at `"` and move past it.
+    fn skip_string(&mut self) -> Result<(), JsonError> {
+        let open = self.pos;
+        self.pos += 1;
+        loop {
+            let Some(offset) = find_json_special(&self.bytes[self.pos..], b'"') else {
+                self.pos = open;
+                return Err(self.error("unterminated string"));
+            };
+            self.pos += offset;
+            match self.bytes[self.pos] {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                b'\\' => match self.bytes.get(self.pos + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
+                    Some(b'u') => {
+                        self.hex4(self.pos + 2)?;
+                        self.pos += 6;
+                    }
+                    None => {
+                        self.pos = open;
+                        return Err(self.error("unterminated string"));
+                    }
+                    Some(_) => return Err(self.error("invalid \\escape")),
+                },
+                _ => return Err(self.error("invalid control character in string")),
+            }
+        }
     }
 
     /// A string starting at `"`; borrowed when it has no escapes.
@@ -414,12 +544,8 @@ impl<'a> Reader<'a> {
             .get(at..at + 4)
             .filter(|d| d.iter().all(u8::is_ascii_hexdigit));
         let Some(digits) = digits else {
-            let mut at_escape = Reader {
-                text: self.text,
-                bytes: self.bytes,
-                pos: at.saturating_sub(2).min(self.bytes.len()),
-            };
-            at_escape.pos = at_escape.pos.min(self.bytes.len());
+            let mut at_escape = Reader::new(self.text);
+            at_escape.pos = at.saturating_sub(2).min(self.bytes.len());
             return Err(at_escape.error("invalid \\uXXXX escape"));
         };
         let text = std::str::from_utf8(digits).expect("hex digits are ASCII");
@@ -482,6 +608,43 @@ mod tests {
         assert_eq!(parse(&too_deep).unwrap_err().message, "nesting too deep");
         assert!(parse(&"1".repeat(4301)).is_err());
         assert!(parse(&"1".repeat(4300)).is_ok());
+    }
+
+    #[test]
+    fn skipping_accepts_exactly_what_parsing_accepts() {
+        let samples = [
+            r#"{"a": [1, 2.5e3, -0, "x\u00e9\n", {"b": null}], "c": NaN, "d": -Infinity}"#,
+            "{",
+            "{'a': 1}",
+            "[1,]",
+            "01",
+            "1.",
+            "\"\u{1}\"",
+            "\"\\x\"",
+            "tru",
+            "-",
+            "[1 2]",
+            "{\"a\" 1}",
+            "nan",
+            "\"\\u12\"",
+            "[[[]]]",
+            "[{}, {\"a\": {}}]",
+            "\"abc",
+            "[-Infinity]",
+        ];
+        for sample in samples {
+            let mut reader = Reader::new(sample);
+            reader.skip_ws();
+            let skipped = reader.skip_value().map(|_| {
+                reader.skip_ws();
+                reader.at_end()
+            });
+            let parsed = parse(sample).is_ok();
+            assert_eq!(skipped.unwrap_or(false), parsed, "{sample:?}");
+        }
+        let too_deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
+        let mut reader = Reader::new(&too_deep);
+        assert!(reader.skip_value().is_err());
     }
 
     #[test]

@@ -301,45 +301,40 @@ fn is_format_or_unassigned(c: char) -> bool {
 
 /// Python's `repr(str)`.
 pub fn py_str_repr(text: &str, out: &mut String) {
-    // Fast path: printable ASCII needing no escapes is copied as is.
-    let plain = text
-        .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'\\');
-    if plain {
-        let quote = if text.contains('\'') && !text.contains('"') {
-            '"'
-        } else if text.contains('\'') {
-            return py_str_repr_slow(text, out);
-        } else {
-            '\''
-        };
-        out.push(quote);
-        out.push_str(text);
-        out.push(quote);
-        return;
-    }
-    py_str_repr_slow(text, out);
-}
-
-fn py_str_repr_slow(text: &str, out: &mut String) {
     let quote = if text.contains('\'') && !text.contains('"') {
-        '"'
+        b'"'
     } else {
-        '\''
+        b'\''
     };
-    out.push(quote);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
+    out.reserve(text.len() + 2);
+    out.push(char::from(quote));
+    let bytes = text.as_bytes();
+    let mut run_start = 0;
+    // Printable ASCII other than the quote and the backslash is copied in runs.
+    while let Some(offset) = crate::bytescan::find_repr_special(&bytes[run_start..], quote) {
+        let mut i = run_start + offset;
+        let b = bytes[i];
+        out.push_str(&text[run_start..i]);
+        if b.is_ascii() {
+            match b {
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                b if b == quote => {
+                    out.push('\\');
+                    out.push(char::from(b));
+                }
+                b => {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
             }
-            c if is_py_printable(c) => out.push(c),
-            c => {
+            i += 1;
+        } else {
+            let c = text[i..].chars().next().expect("a char starts here");
+            if is_py_printable(c) {
+                out.push(c);
+            } else {
                 let code = c as u32;
                 let _ = if code < 0x100 {
                     write!(out, "\\x{code:02x}")
@@ -349,9 +344,12 @@ fn py_str_repr_slow(text: &str, out: &mut String) {
                     write!(out, "\\U{code:08x}")
                 };
             }
+            i += c.len_utf8();
         }
+        run_start = i;
     }
-    out.push(quote);
+    out.push_str(&text[run_start..]);
+    out.push(char::from(quote));
 }
 
 /// POSIX shell quoting as Python's `shlex.quote`: bare when every character
@@ -382,12 +380,30 @@ pub fn shell_quote(arg: &str, out: &mut String) {
 /// Python's `round(x, ndigits)`: round-half-even on the exact binary value.
 ///
 /// CPython rounds via the correctly rounded decimal string of `x` at
-/// `ndigits` places, so `round(0.00005, 4)` follows the double's true value.
-/// Formatting with a precision does exactly that in Rust as well.
+/// `ndigits` places and converts that back. Fast path: scale, round, and
+/// divide (exact enough whenever the scaled value is not within 1e-7 of a
+/// half, since the scaling error is ~1e-16 relative); near a half, fall back
+/// to the exact decimal formatting Rust shares with CPython.
 pub fn py_round(value: f64, ndigits: usize) -> f64 {
     if !value.is_finite() {
         return value;
     }
+    const POW10: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+    if let Some(&scale) = POW10.get(ndigits) {
+        let scaled = value * scale;
+        if scaled.abs() < 1e15 {
+            let fraction = scaled.fract().abs();
+            if (fraction - 0.5).abs() > 1e-7 {
+                return scaled.round() / scale;
+            }
+        }
+    }
+    py_round_exact(value, ndigits)
+}
+
+/// The exact path of [`py_round`]: Rust's `{:.N}` formats the exact binary
+/// value correctly rounded, ties to even, as CPython's `_Py_dg_dtoa` does.
+fn py_round_exact(value: f64, ndigits: usize) -> f64 {
     let text = format!("{value:.ndigits$}");
     text.parse().unwrap_or(value)
 }
@@ -521,5 +537,19 @@ mod tests {
         assert_eq!(py_round(0.12345, 4), 0.1235);
         assert_eq!(py_round(2.675, 2), 2.67);
         assert_eq!(py_round(0.00005, 4), 0.0001);
+        assert_eq!(py_round(0.125, 2), 0.12, "exact ties go to even");
+        assert_eq!(py_round(0.375, 2), 0.38, "exact ties go to even");
+        assert_eq!(
+            py_round(-0.04445, 4),
+            -0.0445,
+            "the double just above -0.04445 in magnitude"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_round_equals_exact_round(x in -1.0f64..2.0, n in 0usize..8) {
+            proptest::prop_assert_eq!(py_round(x, n), py_round_exact(x, n));
+        }
     }
 }
