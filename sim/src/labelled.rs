@@ -38,7 +38,63 @@ pub fn for_each_prepared(
     mapping: &MappingOptions,
     corpus: Corpus,
     threads: usize,
-    mut sink: impl FnMut(Item) -> Result<()>,
+    sink: impl FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    for_each_line(
+        corpus,
+        threads,
+        |line, scratch| prepare_item(gate, mapping, line, scratch),
+        sink,
+    )
+}
+
+/// One input line as the reader kept it.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    /// The kept bytes (at most `LINE_BYTES_MAX + 1`).
+    pub raw: &'a [u8],
+    /// 1-based line number.
+    pub line_no: u64,
+    /// Length of the whole line, beyond the kept bytes.
+    pub full_len: usize,
+}
+
+/// One raw line through the stateless stage, with its label.
+pub fn prepare_item(
+    gate: &Gate,
+    mapping: &MappingOptions,
+    line: Line<'_>,
+    scratch: &mut ScanScratch,
+) -> Item {
+    let Line {
+        raw,
+        line_no,
+        full_len,
+    } = line;
+    if full_len > LINE_BYTES_MAX {
+        return Item::Error {
+            line_no,
+            error: LineError::TooLong { bytes: full_len },
+        };
+    }
+    match prepare_line(gate, mapping, raw, scratch) {
+        PreparedLine::Blank => Item::Blank,
+        PreparedLine::Error(error) => Item::Error { line_no, error },
+        PreparedLine::Event(prepared) => Item::Event {
+            line_no,
+            prepared,
+            label: read_label(raw),
+        },
+    }
+}
+
+/// Map every line of `corpus` with `map` in parallel, then feed the results
+/// to `sink` in input order. Memory is bounded by two batches in flight.
+pub fn for_each_line<T: Send>(
+    corpus: Corpus,
+    threads: usize,
+    map: impl Fn(Line<'_>, &mut ScanScratch) -> T + Sync,
+    mut sink: impl FnMut(T) -> Result<()>,
 ) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
@@ -69,32 +125,17 @@ pub fn for_each_prepared(
         });
         for batch in batch_rx.iter() {
             let batch = batch.context("cannot read input")?;
-            let items: Vec<Item> = pool.install(|| {
+            let items: Vec<T> = pool.install(|| {
                 batch
                     .lines
                     .par_iter()
                     .map_init(ScanScratch::default, |scratch, slot| {
-                        if slot.full_len > LINE_BYTES_MAX {
-                            return Item::Error {
-                                line_no: slot.line_no,
-                                error: LineError::TooLong {
-                                    bytes: slot.full_len,
-                                },
-                            };
-                        }
-                        let raw = batch.line(slot);
-                        match prepare_line(gate, mapping, raw, scratch) {
-                            PreparedLine::Blank => Item::Blank,
-                            PreparedLine::Error(error) => Item::Error {
-                                line_no: slot.line_no,
-                                error,
-                            },
-                            PreparedLine::Event(prepared) => Item::Event {
-                                line_no: slot.line_no,
-                                prepared,
-                                label: read_label(raw),
-                            },
-                        }
+                        let line = Line {
+                            raw: batch.line(slot),
+                            line_no: slot.line_no,
+                            full_len: slot.full_len,
+                        };
+                        map(line, scratch)
                     })
                     .collect()
             });
