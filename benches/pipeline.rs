@@ -19,7 +19,11 @@ fn corpus_lines() -> Vec<String> {
             .map(|f| std::fs::read_to_string(root.join("corpora/examples").join(f)).unwrap())
             .collect()
     });
-    text.lines().filter(|l| !l.trim().is_empty()).take(4000).map(str::to_owned).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(4000)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn events(lines: &[String]) -> Vec<KernelEvent> {

@@ -1,6 +1,7 @@
 //! `scbe-sim`: replay Falco corpora through the SCBE gate, deterministically
 //! and in parallel; generate, evaluate, tune and diff policies.
 
+pub mod bench;
 pub mod diff;
 pub mod evaluate;
 pub mod input;

@@ -36,6 +36,8 @@ enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Work with policy files.
     Policy(cmd::policy::PolicyArgs),
+    /// Measure replay throughput, thread scaling, per-event latency and peak memory.
+    Bench(cmd::bench::BenchArgs),
     /// Write a labelled synthetic Falco corpus (attack chains + realistic benign hosts).
     ///
     /// The seed is printed; the same seed and version give the same bytes.
@@ -84,6 +86,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Policy(args) => cmd::policy::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Synth(args) => cmd::synth::run(args),
         Command::Evaluate(args) => cmd::evaluate::run(args),
         Command::Tune(args) => cmd::tune::run(args),

@@ -67,6 +67,8 @@ pub struct ReplaySummary {
     pub wall_seconds: f64,
     pub threads: usize,
     pub output_sha256: Option<String>,
+    /// Process keys dropped from the full antibody table (SPEC §7).
+    pub state_evictions: u64,
 }
 
 impl ReplaySummary {
@@ -121,6 +123,7 @@ impl ReplaySummary {
             "wall_seconds": (self.wall_seconds * 1000.0).round() / 1000.0,
             "events_per_second": self.events_per_second().round(),
             "threads": self.threads,
+            "state_evictions": self.state_evictions,
         });
         if let Some(digest) = &self.output_sha256 {
             object["output_sha256"] = digest.clone().into();
@@ -347,6 +350,7 @@ pub fn replay(
     let _ = reader.join();
     progress.finish();
     summary.wall_seconds = started.elapsed().as_secs_f64();
+    summary.state_evictions = bridge.table().evictions();
     summary.output_sha256 = hasher.map(|h| hex(&h.finalize()));
     Ok(summary)
 }

@@ -48,9 +48,12 @@ fn number(value: &JsonValue<'_>) -> Option<f64> {
 
 #[test]
 fn reference_policy_matches_the_python_gate_line_for_line() {
-    let Some(shared) = shared_dir("parity") else { return };
+    let Some(shared) = shared_dir("parity") else {
+        return;
+    };
     let expected = std::fs::read_to_string(shared.join("parity/expected.jsonl")).unwrap();
-    let (out, errors, summary) = replay_file(&shared.join("parity/corpus.jsonl"), &parity_config(2));
+    let (out, errors, summary) =
+        replay_file(&shared.join("parity/corpus.jsonl"), &parity_config(2));
 
     let error_lines: Vec<u64> = errors
         .lines()
@@ -69,12 +72,16 @@ fn reference_policy_matches_the_python_gate_line_for_line() {
         let want_error = want.get("error").is_some() && want.get("line").is_some();
         if want_error {
             if !error_lines.contains(&line_no) {
-                mismatches.push(format!("line {line_no}: the reference rejected it, we decided it"));
+                mismatches.push(format!(
+                    "line {line_no}: the reference rejected it, we decided it"
+                ));
             }
             continue;
         }
         if error_lines.contains(&line_no) {
-            mismatches.push(format!("line {line_no}: we rejected a line the reference decided"));
+            mismatches.push(format!(
+                "line {line_no}: we rejected a line the reference decided"
+            ));
             continue;
         }
         let got_text = records.next().expect("a record for every decided line");
@@ -89,7 +96,16 @@ fn reference_policy_matches_the_python_gate_line_for_line() {
         mismatches.is_empty(),
         "{} of {n_lines} lines differ; first ones:\n{}",
         mismatches.len(),
-        mismatches.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        mismatches
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    assert_eq!(summary.exit_code(), 2, "the parity corpus has rejected lines");
+    assert_eq!(
+        summary.exit_code(),
+        2,
+        "the parity corpus has rejected lines"
+    );
 }

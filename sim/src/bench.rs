@@ -1,0 +1,270 @@
+//! `scbe-sim bench`: end-to-end replay throughput, thread scaling, per-event
+//! latency and peak memory, optionally side by side with a Python
+//! `json.loads` loop over the same file (the yardstick the project's speed
+//! targets are stated in).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+use scbe_core::{Bridge, LineOutcome, Timestamp};
+
+use crate::input::{open_corpus, Batch, LineReader};
+use crate::replay::{replay, ReplayConfig};
+
+/// Lines timed one by one for the latency histogram.
+const LATENCY_SAMPLE_MAX: usize = 200_000;
+
+/// One thread count's result (medians over the repeats).
+#[derive(Debug, Clone)]
+pub struct ScalingRow {
+    pub threads: usize,
+    pub wall_seconds: f64,
+    pub events_per_second: f64,
+    pub megabytes_per_second: f64,
+    /// Relative to the first row (normally one thread).
+    pub speedup: f64,
+    /// Relative to the Python `json.loads` loop, when measured.
+    pub vs_python: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub corpus: String,
+    pub events: u64,
+    pub input_bytes: u64,
+    pub repeats: usize,
+    pub rows: Vec<ScalingRow>,
+    pub latency_ns_p50: u64,
+    pub latency_ns_p99: u64,
+    pub latency_ns_p999: u64,
+    pub peak_rss_kib: Option<u64>,
+    pub python_lines_per_second: Option<f64>,
+}
+
+/// How to bench.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Replay settings; `threads` is overridden per row.
+    pub replay: ReplayConfig,
+    pub threads: Vec<usize>,
+    pub repeats: usize,
+    /// Where replay output goes (a real file: the targets are stated for
+    /// output to a file).
+    pub output_path: PathBuf,
+    pub python: bool,
+}
+
+pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport> {
+    let input_bytes = std::fs::metadata(corpus_path)
+        .with_context(|| format!("cannot stat {}", corpus_path.display()))?
+        .len();
+    let path_text = corpus_path.to_str().context("corpus path is not UTF-8")?;
+    let mut rows = Vec::new();
+    let mut events = 0;
+    let python_lines_per_second = if config.python {
+        python_json_loads_rate(corpus_path)?
+    } else {
+        None
+    };
+    for &threads in &config.threads {
+        let mut walls = Vec::with_capacity(config.repeats);
+        for _ in 0..config.repeats.max(1) {
+            let mut replay_config = config.replay.clone();
+            replay_config.threads = threads;
+            replay_config.progress = false;
+            let corpus = open_corpus(path_text)?;
+            let mut out = BufWriter::with_capacity(
+                1 << 20,
+                File::create(&config.output_path)
+                    .with_context(|| format!("cannot create {}", config.output_path.display()))?,
+            );
+            let started = Instant::now();
+            let summary = replay(&replay_config, corpus, &mut out, &mut std::io::sink())?;
+            out.flush()?;
+            walls.push(started.elapsed().as_secs_f64());
+            events = summary.events_seen;
+        }
+        let wall = median(&mut walls);
+        rows.push(ScalingRow {
+            threads,
+            wall_seconds: wall,
+            events_per_second: events as f64 / wall,
+            megabytes_per_second: input_bytes as f64 / wall / 1e6,
+            speedup: 1.0,
+            vs_python: python_lines_per_second.map(|py| events as f64 / wall / py),
+        });
+    }
+    if let Some(first) = rows.first().map(|r| r.events_per_second) {
+        for row in &mut rows {
+            row.speedup = row.events_per_second / first;
+        }
+    }
+    let latency = latency_histogram(corpus_path, &config.replay)?;
+    Ok(BenchReport {
+        corpus: corpus_path.display().to_string(),
+        events,
+        input_bytes,
+        repeats: config.repeats.max(1),
+        rows,
+        latency_ns_p50: latency.value_at_quantile(0.50),
+        latency_ns_p99: latency.value_at_quantile(0.99),
+        latency_ns_p999: latency.value_at_quantile(0.999),
+        peak_rss_kib: peak_rss_kib(),
+        python_lines_per_second,
+    })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Per-event decide-and-render time on one thread (ns), from a sample of lines.
+fn latency_histogram(corpus_path: &Path, config: &ReplayConfig) -> Result<Histogram<u64>> {
+    let corpus = open_corpus(corpus_path.to_str().context("corpus path is not UTF-8")?)?;
+    let mut lines = LineReader::new(corpus.reader);
+    let mut batch = Batch::default();
+    let mut bridge = Bridge::new(
+        Arc::clone(&config.gate),
+        config.mapping.clone(),
+        config.enforcement.clone(),
+    );
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).context("histogram bounds")?;
+    let mut out = String::with_capacity(4096);
+    let mut sampled = 0;
+    while sampled < LATENCY_SAMPLE_MAX && lines.next_batch(&mut batch)? {
+        for slot in batch.lines.iter().take(LATENCY_SAMPLE_MAX - sampled) {
+            let line = batch.line(slot);
+            let started = Instant::now();
+            let outcome = bridge.decide_line(line, |e| e.time.unwrap_or(Timestamp::ZERO));
+            if let LineOutcome::Decided(record) = outcome {
+                out.clear();
+                record.write_json(&mut out, false);
+            }
+            let nanos = started.elapsed().as_nanos().max(1) as u64;
+            histogram.saturating_record(nanos);
+            sampled += 1;
+        }
+    }
+    Ok(histogram)
+}
+
+/// The process's peak resident set (`VmHWM`), Linux only.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Lines per second of `for line in f: json.loads(line)` in `python3`, the
+/// median of three runs; `None` when python3 is not installed.
+fn python_json_loads_rate(corpus_path: &Path) -> Result<Option<f64>> {
+    const SCRIPT: &str = "import json,sys,time\n\
+        t=time.perf_counter()\n\
+        n=0\n\
+        with open(sys.argv[1],encoding='utf-8',errors='replace') as f:\n\
+        \x20   for line in f:\n\
+        \x20       try: json.loads(line)\n\
+        \x20       except Exception: pass\n\
+        \x20       n+=1\n\
+        print(n/(time.perf_counter()-t))\n";
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let output = match Command::new("python3")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(corpus_path)
+            .output()
+        {
+            Ok(output) => output,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).context("cannot run python3"),
+        };
+        anyhow::ensure!(
+            output.status.success(),
+            "python3 baseline failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rate: f64 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .context("python3 baseline printed no rate")?;
+        rates.push(rate);
+    }
+    Ok(Some(median(&mut rates)))
+}
+
+impl BenchReport {
+    pub fn to_json(&self) -> String {
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "threads": r.threads,
+                    "wall_seconds": r.wall_seconds,
+                    "events_per_second": r.events_per_second.round(),
+                    "megabytes_per_second": (r.megabytes_per_second * 10.0).round() / 10.0,
+                    "speedup": (r.speedup * 100.0).round() / 100.0,
+                    "vs_python_json_loads": r.vs_python.map(|v| (v * 100.0).round() / 100.0),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "corpus": self.corpus,
+            "events": self.events,
+            "input_bytes": self.input_bytes,
+            "repeats": self.repeats,
+            "scaling": rows,
+            "latency_ns": {
+                "p50": self.latency_ns_p50,
+                "p99": self.latency_ns_p99,
+                "p99.9": self.latency_ns_p999,
+            },
+            "peak_rss_kib": self.peak_rss_kib,
+            "python_json_loads_lines_per_second": self.python_lines_per_second.map(f64::round),
+        })
+        .to_string()
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "corpus {} — {} events, {:.1} MB, median of {} runs\n",
+            self.corpus,
+            self.events,
+            self.input_bytes as f64 / 1e6,
+            self.repeats
+        );
+        out.push_str("threads      events/s      MB/s   speedup   vs python json.loads\n");
+        for r in &self.rows {
+            out.push_str(&format!(
+                "{:>7} {:>13.0} {:>9.1} {:>8.2}x   {}\n",
+                r.threads,
+                r.events_per_second,
+                r.megabytes_per_second,
+                r.speedup,
+                r.vs_python.map_or("-".to_owned(), |v| format!("{v:.2}x")),
+            ));
+        }
+        if let Some(py) = self.python_lines_per_second {
+            out.push_str(&format!("python3 json.loads loop: {py:.0} lines/s\n"));
+        }
+        out.push_str(&format!(
+            "per-event latency (1 thread, decide + render): p50 {} ns, p99 {} ns, p99.9 {} ns\n",
+            self.latency_ns_p50, self.latency_ns_p99, self.latency_ns_p999
+        ));
+        if let Some(kib) = self.peak_rss_kib {
+            out.push_str(&format!("peak RSS: {:.1} MiB\n", kib as f64 / 1024.0));
+        }
+        out
+    }
+}
