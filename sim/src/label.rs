@@ -27,13 +27,62 @@ fn text(value: Option<&JsonValue<'_>>) -> Option<String> {
 pub fn read_label(raw: &[u8]) -> Option<Label> {
     // Most corpora are labelled on every line; the cheap check spares
     // unlabelled corpora a second parse.
-    memchr::memmem::find(raw, b"scbe_label")?;
+    let at = memchr::memmem::find(raw, b"\"scbe_label\"")?;
+    // Fast path: parse only the label object when the key occurs once.
+    if memchr::memmem::find(&raw[at + 1..], b"\"scbe_label\"").is_none() {
+        if let Some(label) = label_object(&raw[at + 12..]).and_then(|text| {
+            let value = json::parse(text).ok()?;
+            from_value(&value)
+        }) {
+            return Some(label);
+        }
+    }
     let text_line = match classify_line(raw) {
         Ok(RawLine::Text(text)) => text,
         _ => return None,
     };
     let root = json::parse(text_line).ok()?;
-    let label = root.get("scbe_label")?;
+    from_value(root.get("scbe_label")?)
+}
+
+/// The text of the JSON object that follows `: ` after a key, found by
+/// tracking strings and nesting (the full parse is the fallback).
+fn label_object(rest: &[u8]) -> Option<&str> {
+    let mut i = 0;
+    while i < rest.len() && matches!(rest[i], b' ' | b'\t' | b':') {
+        i += 1;
+    }
+    if rest.get(i) != Some(&b'{') {
+        return None;
+    }
+    let start = i;
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    while i < rest.len() {
+        let b = rest[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'{' || b == b'[' {
+            depth += 1;
+        } else if b == b'}' || b == b']' {
+            depth -= 1;
+            if depth == 0 {
+                return std::str::from_utf8(&rest[start..=i]).ok();
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn from_value(label: &JsonValue<'_>) -> Option<Label> {
     let malicious = match label.get("malicious")? {
         JsonValue::Bool(b) => *b,
         _ => return None,

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use scbe_core::gate::{resolve_with, Assessment, EventFeatures};
 use scbe_core::integrity::{integrity_risk, HashState, IntegrityFeatures};
 use scbe_core::membrane::{scan_risk, ScanHits};
-use scbe_core::turnstile::{clamp01, decay_factor, Decision};
+use scbe_core::turnstile::{antibody_load, clamp01, decay_factor, membrane_stress, Decision};
 use scbe_core::{Gate, KernelAction, MappingOptions, Policy, Timestamp};
 
 use crate::evaluate::{Catalog, EventRef, Filter, Metrics, Outcome, SplitRule};
@@ -639,6 +639,7 @@ impl FeatureTable {
             })
             .collect();
         let mut loads = vec![0.0f64; self.catalog.keys.len()];
+        let threshold = policy.turnstile.membrane_threshold.clamp(0.0, 0.999_999);
         for i in 0..self.events.len() {
             let observed = self.observed[i];
             let (scan, integrity, partial) = parts[self.profile[i] as usize];
@@ -662,6 +663,25 @@ impl FeatureTable {
             };
             let key = self.events[i].key as usize;
             let prev = if self.fresh[i] { 0.0 } else { loads[key] };
+            // Fast path for the common case, with the core's own functions:
+            // an ALLOW decision whose cell signal stays below INFLAMED is
+            // ALLOW whatever the turnstile (SPEC §5–6). Anything else goes
+            // through `resolve_with`. Tests compare every decision with the bridge.
+            if decision == Decision::Allow {
+                let antibody_now = antibody_load(prev, suspicion, decay);
+                // `membrane_stress` is 0 at or below the (clamped) threshold.
+                let stress = if geometry <= threshold {
+                    0.0
+                } else {
+                    membrane_stress(geometry, policy.turnstile.membrane_threshold)
+                };
+                let signal = clamp01(antibody_now).max(clamp01(stress)).max(suspicion);
+                if signal < policy.cell.inflamed && signal < policy.cell.necrotic {
+                    loads[key] = antibody_now;
+                    each(i, KernelAction::Allow);
+                    continue;
+                }
+            }
             let resolution = resolve_with(policy, decay, &assessment, prev);
             loads[key] = resolution.antibody_now;
             each(i, resolution.kernel_action);
