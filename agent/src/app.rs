@@ -14,7 +14,6 @@ use scbe_core::{Bridge, MappingOptions, PlannerConfig};
 
 use crate::cli::Config;
 use crate::control::{self, Control, Stop};
-use crate::engine::{Engine, Flow, OutputOptions};
 use crate::enforce::audit::AuditLog;
 use crate::enforce::breaker::Breaker;
 use crate::enforce::guard::Guard;
@@ -24,6 +23,7 @@ use crate::enforce::soc::{SocBackend, SocConfig, SocHandle};
 use crate::enforce::spool::Spool;
 use crate::enforce::systemd::SystemdBackend;
 use crate::enforce::{Backend, Enforcer};
+use crate::engine::{Engine, Flow, OutputOptions};
 use crate::intake::{self, http::HttpConfig};
 use crate::limits::{HTTP_WORKERS, LOOP_TICK, SOC_SPOOL_BYTES_MAX, SOC_SPOOL_ENTRIES_MAX};
 use crate::metrics::{self, Metrics};
@@ -72,7 +72,14 @@ pub fn run(config: Config) -> Result<ExitCode> {
             Arc::clone(&stop),
         )?);
     }
-    start_sources(&config, intake_server, &queue, &metrics, &stop, &mut threads)?;
+    start_sources(
+        &config,
+        intake_server,
+        &queue,
+        &metrics,
+        &stop,
+        &mut threads,
+    )?;
     log_start(&config);
 
     let mut engine = Engine::new(
@@ -207,7 +214,10 @@ fn load_state(path: &std::path::Path, move_corrupt: bool, bridge: &mut Bridge) -
         Ok(None) => tracing::info!(path = %path.display(), "no state file yet; starting empty"),
         Err(err @ state::StateError::Corrupt(..)) if move_corrupt => {
             let aside = state::move_aside(path).with_context(|| {
-                format!("cannot move the corrupt state file {} aside", path.display())
+                format!(
+                    "cannot move the corrupt state file {} aside",
+                    path.display()
+                )
             })?;
             tracing::warn!(%err, aside = %aside.display(), "corrupt state file moved aside; starting empty");
         }
@@ -256,10 +266,17 @@ fn build_enforcer(
                 "soc" => {
                     let spool = match &config.soc_endpoint {
                         Some(_) => Some(
-                            Spool::open(&config.soc_spool_dir, SOC_SPOOL_ENTRIES_MAX, SOC_SPOOL_BYTES_MAX)
-                                .with_context(|| {
-                                    format!("cannot open the SOC spool {}", config.soc_spool_dir.display())
-                                })?,
+                            Spool::open(
+                                &config.soc_spool_dir,
+                                SOC_SPOOL_ENTRIES_MAX,
+                                SOC_SPOOL_BYTES_MAX,
+                            )
+                            .with_context(|| {
+                                format!(
+                                    "cannot open the SOC spool {}",
+                                    config.soc_spool_dir.display()
+                                )
+                            })?,
                         ),
                         None => None,
                     };
@@ -288,14 +305,23 @@ fn build_enforcer(
             );
         }
     } else if config.audit_log.is_some() {
-        tracing::warn!("--audit-log records applied actions; without --apply-enforcement it stays empty");
+        tracing::warn!(
+            "--audit-log records applied actions; without --apply-enforcement it stays empty"
+        );
     }
     let guard = Guard::new(
         &config.protected_processes,
         &config.gate.policy().enforcement.protected_processes,
     );
     let breaker = Breaker::new(config.breaker_max_actions, config.breaker_window);
-    let enforcer = Enforcer::new(config.apply, backends, guard, breaker, audit, Arc::clone(metrics));
+    let enforcer = Enforcer::new(
+        config.apply,
+        backends,
+        guard,
+        breaker,
+        audit,
+        Arc::clone(metrics),
+    );
     Ok((Some(enforcer), soc_handle))
 }
 
@@ -315,7 +341,13 @@ fn start_sources(
             let file = File::open(input).with_context(|| format!("cannot open input {input}"))?;
             (input.clone(), Box::new(file), Source::File)
         };
-        threads.push(intake::stream::spawn(name, reader, queue.producer(), source, Arc::clone(metrics))?);
+        threads.push(intake::stream::spawn(
+            name,
+            reader,
+            queue.producer(),
+            source,
+            Arc::clone(metrics),
+        )?);
     }
     if let Some(path) = &sources.follow {
         threads.push(intake::follow::spawn(

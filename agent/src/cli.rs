@@ -12,9 +12,9 @@ use scbe_core::{Gate, Policy};
 
 use crate::enforce::journald::DEFAULT_JOURNAL_SOCKET;
 use crate::limits::{
-    BREAKER_ACTIONS_DEFAULT, BREAKER_WINDOW_DEFAULT, HTTP_BODY_BYTES_DEFAULT,
-    HTTP_BODY_BYTES_MAX, QUEUE_EVENTS_DEFAULT, QUEUE_EVENTS_MAX, QUEUE_FULL_WAIT_DEFAULT,
-    SOC_RETRY_MAX_DEFAULT, STATE_SAVE_INTERVAL_DEFAULT,
+    BREAKER_ACTIONS_DEFAULT, BREAKER_WINDOW_DEFAULT, HTTP_BODY_BYTES_DEFAULT, HTTP_BODY_BYTES_MAX,
+    QUEUE_EVENTS_DEFAULT, QUEUE_EVENTS_MAX, QUEUE_FULL_WAIT_DEFAULT, SOC_RETRY_MAX_DEFAULT,
+    STATE_SAVE_INTERVAL_DEFAULT,
 };
 use crate::secret::Secret;
 
@@ -115,7 +115,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub soc_bearer_token_file: Option<PathBuf>,
     /// Where undelivered SOC action events wait (bounded, survives restarts).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/scbe-agent/soc-spool")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/scbe-agent/soc-spool"
+    )]
     pub soc_spool_dir: PathBuf,
     /// Longest delay between SOC delivery retries.
     #[arg(long, value_name = "SECONDS", default_value_t = SOC_RETRY_MAX_DEFAULT.as_secs_f64())]
@@ -301,7 +305,10 @@ impl Config {
         };
         let header = args.listen_secret_header.trim().to_owned();
         ensure!(
-            !header.is_empty() && header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            !header.is_empty()
+                && header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "--listen-secret-header must be a header name, got {header:?}"
         );
 
@@ -323,7 +330,9 @@ impl Config {
         let soc_timeout = seconds("--soc-timeout-seconds", args.soc_timeout_seconds)?
             .max(Duration::from_millis(100));
         let soc_token = match (&args.soc_bearer_token, &args.soc_bearer_token_file) {
-            (Some(_), Some(_)) => bail!("give --soc-bearer-token or --soc-bearer-token-file, not both"),
+            (Some(_), Some(_)) => {
+                bail!("give --soc-bearer-token or --soc-bearer-token-file, not both")
+            }
             (Some(token), None) => Secret::new(token.clone()),
             (None, Some(path)) => read_secret_file(path, "SOC bearer token")?,
             (None, None) => std::env::var(ENV_SOC_TOKEN).ok().and_then(Secret::new),
@@ -345,8 +354,8 @@ impl Config {
             args.breaker_max_actions == 0 || !breaker_window.is_zero(),
             "--breaker-window-seconds must be positive"
         );
-        let state_save_interval = seconds("--state-save-interval", args.state_save_interval)?
-            .max(Duration::from_secs(1));
+        let state_save_interval =
+            seconds("--state-save-interval", args.state_save_interval)?.max(Duration::from_secs(1));
 
         Ok(Config {
             sources,
@@ -393,7 +402,9 @@ mod tests {
     use super::*;
 
     fn config(args: &[&str]) -> Result<Config> {
-        Config::from_args(Args::try_parse_from(std::iter::once("scbe-agent").chain(args.iter().copied()))?)
+        Config::from_args(Args::try_parse_from(
+            std::iter::once("scbe-agent").chain(args.iter().copied()),
+        )?)
     }
 
     #[test]
@@ -417,7 +428,12 @@ mod tests {
         let c = config(&["--apply-enforcement"]).unwrap();
         assert!(c.apply && c.plan);
         assert_eq!(c.backends, ["signal", "journald"]);
-        let c = config(&["--apply-enforcement", "--enforcement-backends", "systemd, SOC"]).unwrap();
+        let c = config(&[
+            "--apply-enforcement",
+            "--enforcement-backends",
+            "systemd, SOC",
+        ])
+        .unwrap();
         assert_eq!(c.backends, ["systemd", "soc"]);
     }
 

@@ -156,7 +156,9 @@ impl Engine {
             self.write_record(&record)?;
             self.metrics.events_emitted.inc();
         }
-        self.metrics.state_entries.set(self.bridge.table().len() as u64);
+        self.metrics
+            .state_entries
+            .set(self.bridge.table().len() as u64);
         self.metrics.event_latency.record(item.received.elapsed());
         Ok(())
     }

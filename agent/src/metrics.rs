@@ -73,7 +73,9 @@ impl Default for Latency {
 
 impl Latency {
     pub fn record(&self, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let mut histogram = self.histogram.lock().unwrap_or_else(|e| e.into_inner());
         histogram.saturating_record(micros);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
@@ -176,7 +178,10 @@ impl Metrics {
     pub fn render(&self, queue: &Queue) -> String {
         let mut out = String::with_capacity(8 << 10);
         let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
         counter(
             "scbe_agent_events_seen_total",
@@ -307,7 +312,10 @@ impl Metrics {
             ("refused", &self.enforcement_refused),
             ("breaker_open", &self.enforcement_breaker_suppressed),
             ("cooldown", &self.enforcement_cooldown_skipped),
-            ("invariant_violation", &self.enforcement_invariant_violations),
+            (
+                "invariant_violation",
+                &self.enforcement_invariant_violations,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -341,7 +349,10 @@ impl Metrics {
         );
 
         let mut gauge = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         };
         gauge(
             "scbe_agent_queue_depth",
@@ -409,14 +420,13 @@ pub fn spawn_server(
                 };
                 let path = request.url().split('?').next().unwrap_or("");
                 let response = match (request.method(), path) {
-                    (tiny_http::Method::Get, "/metrics") => {
-                        tiny_http::Response::from_string(metrics.render(&queue)).with_header(
-                            crate::intake::http::header(
-                                "Content-Type",
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            ),
-                        )
-                    }
+                    (tiny_http::Method::Get, "/metrics") => tiny_http::Response::from_string(
+                        metrics.render(&queue),
+                    )
+                    .with_header(crate::intake::http::header(
+                        "Content-Type",
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )),
                     (tiny_http::Method::Get, "/healthz") => {
                         tiny_http::Response::from_string("ok\n")
                     }

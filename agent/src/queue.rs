@@ -311,7 +311,10 @@ mod tests {
         producer.push_blocking(item("a")).unwrap();
         let handle = std::thread::spawn(move || producer.push_blocking(item("b")));
         // The consumer frees a slot; the producer's wait ends.
-        assert!(matches!(queue.pop_timeout(Duration::from_secs(5)), Pop::Item(_)));
+        assert!(matches!(
+            queue.pop_timeout(Duration::from_secs(5)),
+            Pop::Item(_)
+        ));
         handle.join().unwrap().unwrap();
         let Pop::Item(second) = queue.pop_timeout(Duration::from_secs(5)) else {
             panic!("expected the blocked item")

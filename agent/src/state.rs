@@ -67,9 +67,12 @@ pub fn save(path: &Path, table: &AntibodyTable) -> io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "state file path has no file name"))?;
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "state file path has no file name",
+        )
+    })?;
     let temp = dir.join(format!(
         ".{}.tmp-{}",
         file_name.to_string_lossy(),
@@ -131,7 +134,9 @@ pub fn load(path: &Path) -> Result<Option<Vec<(String, f64)>>, StateError> {
             return Err(corrupt("an entry has an empty process key".to_owned()));
         }
         if !(0.0..=1.0).contains(load) {
-            return Err(corrupt(format!("antibody load {load} for {key:?} is outside [0, 1]")));
+            return Err(corrupt(format!(
+                "antibody load {load} for {key:?} is outside [0, 1]"
+            )));
         }
     }
     Ok(Some(state.entries))
@@ -169,7 +174,10 @@ mod tests {
         let entries = load(&path).unwrap().unwrap();
         assert_eq!(
             entries,
-            vec![("h:2:b".to_owned(), 0.1 + 0.2), ("h:1:a".to_owned(), 1.0 / 3.0)]
+            vec![
+                ("h:2:b".to_owned(), 0.1 + 0.2),
+                ("h:1:a".to_owned(), 1.0 / 3.0)
+            ]
         );
         let mut restored = AntibodyTable::new(1000);
         restore(&mut restored, entries);
@@ -194,7 +202,10 @@ mod tests {
             br#"{"format":"scbe-agent-state","version":1,"saved_at_unix_nano":0,"entries":[["k",1.5]]}"#,
         )
         .unwrap();
-        assert!(load(&path).unwrap_err().to_string().contains("outside [0, 1]"));
+        assert!(load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("outside [0, 1]"));
         let aside = move_aside(&path).unwrap();
         assert!(aside.exists() && !path.exists());
     }

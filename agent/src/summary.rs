@@ -9,11 +9,21 @@ use crate::metrics::Metrics;
 pub fn to_json(metrics: &Metrics, soc_pending: usize) -> String {
     let actions: serde_json::Map<String, serde_json::Value> = KernelAction::ALL
         .iter()
-        .map(|a| (a.as_str().to_owned(), metrics.by_kernel_action[*a as usize].get().into()))
+        .map(|a| {
+            (
+                a.as_str().to_owned(),
+                metrics.by_kernel_action[*a as usize].get().into(),
+            )
+        })
         .collect();
     let states: serde_json::Map<String, serde_json::Value> = CellState::ALL
         .iter()
-        .map(|s| (s.as_str().to_owned(), metrics.by_cell_state[*s as usize].get().into()))
+        .map(|s| {
+            (
+                s.as_str().to_owned(),
+                metrics.by_cell_state[*s as usize].get().into(),
+            )
+        })
         .collect();
     serde_json::json!({
         "events_seen": metrics.events_seen.get(),
@@ -68,7 +78,13 @@ mod tests {
         metrics.line_errors.inc();
         assert_eq!(exit_code(&metrics, true), 2);
         let json: serde_json::Value = serde_json::from_str(&to_json(&metrics, 0)).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).take(6).collect();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .take(6)
+            .collect();
         assert_eq!(
             keys,
             [

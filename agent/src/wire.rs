@@ -33,8 +33,14 @@ mod tests {
         assert_eq!(pid_start_nanos(n), Some(1_789_647_528_149_592_099));
         let s = br#"{"output_fields":{"proc.pid.ts":"1743822001115100312"}}"#;
         assert_eq!(pid_start_nanos(s), Some(1_743_822_001_115_100_312));
-        assert_eq!(pid_start_nanos(br#"{"output_fields":{"proc.pid":1}}"#), None);
-        assert_eq!(pid_start_nanos(br#"{"output_fields":{"proc.pid.ts":null}}"#), None);
+        assert_eq!(
+            pid_start_nanos(br#"{"output_fields":{"proc.pid":1}}"#),
+            None
+        );
+        assert_eq!(
+            pid_start_nanos(br#"{"output_fields":{"proc.pid.ts":null}}"#),
+            None
+        );
         assert_eq!(pid_start_nanos(b"not json"), None);
     }
 }

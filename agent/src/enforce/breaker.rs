@@ -91,13 +91,22 @@ mod tests {
         let start = Instant::now();
         let mut breaker = Breaker::new(2, Duration::from_secs(60));
         assert_eq!(breaker.admit(start), Admit::Allowed);
-        assert_eq!(breaker.admit(start + Duration::from_secs(1)), Admit::Allowed);
-        assert_eq!(breaker.admit(start + Duration::from_secs(2)), Admit::Tripped);
+        assert_eq!(
+            breaker.admit(start + Duration::from_secs(1)),
+            Admit::Allowed
+        );
+        assert_eq!(
+            breaker.admit(start + Duration::from_secs(2)),
+            Admit::Tripped
+        );
         assert!(breaker.is_open());
         // Time passing does not close it: only an operator does.
         assert_eq!(breaker.admit(start + Duration::from_secs(600)), Admit::Open);
         breaker.rearm();
-        assert_eq!(breaker.admit(start + Duration::from_secs(601)), Admit::Allowed);
+        assert_eq!(
+            breaker.admit(start + Duration::from_secs(601)),
+            Admit::Allowed
+        );
     }
 
     #[test]
@@ -105,9 +114,18 @@ mod tests {
         let start = Instant::now();
         let mut breaker = Breaker::new(2, Duration::from_secs(10));
         assert_eq!(breaker.admit(start), Admit::Allowed);
-        assert_eq!(breaker.admit(start + Duration::from_secs(5)), Admit::Allowed);
-        assert_eq!(breaker.admit(start + Duration::from_secs(11)), Admit::Allowed);
-        assert_eq!(breaker.admit(start + Duration::from_secs(12)), Admit::Tripped);
+        assert_eq!(
+            breaker.admit(start + Duration::from_secs(5)),
+            Admit::Allowed
+        );
+        assert_eq!(
+            breaker.admit(start + Duration::from_secs(11)),
+            Admit::Allowed
+        );
+        assert_eq!(
+            breaker.admit(start + Duration::from_secs(12)),
+            Admit::Tripped
+        );
     }
 
     #[test]

@@ -117,7 +117,9 @@ impl Guard {
             .iter()
             .find(|p| {
                 **p == name
-                    || (name.len() == COMM_BYTES_MAX && p.len() > COMM_BYTES_MAX && p.starts_with(&name))
+                    || (name.len() == COMM_BYTES_MAX
+                        && p.len() > COMM_BYTES_MAX
+                        && p.starts_with(&name))
             })
             .map(String::as_str)
     }
@@ -242,7 +244,10 @@ mod tests {
     fn protected_names_include_truncations_and_extensions() {
         let guard = Guard::new(&["MyDaemon".to_owned()], &["vault".to_owned()]);
         assert_eq!(guard.protected_name("sshd"), Some("sshd"));
-        assert_eq!(guard.protected_name("systemd-journal"), Some("systemd-journald"));
+        assert_eq!(
+            guard.protected_name("systemd-journal"),
+            Some("systemd-journald")
+        );
         assert_eq!(guard.protected_name("mydaemon"), Some("mydaemon"));
         assert_eq!(guard.protected_name("Vault"), Some("vault"));
         assert_eq!(guard.protected_name("sleep"), None);

@@ -168,7 +168,7 @@ impl Backend for JournaldBackend {
                     kernel_action = ctx.action.kernel_action.as_str(),
                     process_key = %ctx.action.process_key,
                     pid = %ctx.action.pid,
-                    message = %message_json(ctx.action),
+                    entry = %message_json(ctx.action),
                     "journald unavailable; enforcement entry logged here"
                 );
                 Outcome::detail(

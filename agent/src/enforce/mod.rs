@@ -180,11 +180,17 @@ impl Enforcer {
         }
 
         // Fail safe: an inconsistent plan is never applied.
-        let verdict = if let Err(why) = check_invariants(action, event, assessment.suspicion, resolution.kernel_action) {
+        let verdict = if let Err(why) = check_invariants(
+            action,
+            event,
+            assessment.suspicion,
+            resolution.kernel_action,
+        ) {
             self.metrics.enforcement_invariant_violations.inc();
             tracing::error!(%why, process_key = %action.process_key, "enforcement invariant violated; nothing applied");
             plan.dry_run = true;
-            plan.failures.push(format!("invariant violated, nothing applied: {why}"));
+            plan.failures
+                .push(format!("invariant violated, nothing applied: {why}"));
             Verdict::InvariantViolation
         } else if self.backends.is_empty() {
             plan.failures
@@ -294,8 +300,15 @@ impl Enforcer {
     }
 
     /// The breaker is open: nothing happens, loudly.
-    fn suppress_for_breaker(&mut self, plan: &mut scbe_core::EnforcementPlan, just_tripped: bool) -> Verdict {
-        let (max, window) = (self.breaker.max_actions(), self.breaker.window().as_secs_f64());
+    fn suppress_for_breaker(
+        &mut self,
+        plan: &mut scbe_core::EnforcementPlan,
+        just_tripped: bool,
+    ) -> Verdict {
+        let (max, window) = (
+            self.breaker.max_actions(),
+            self.breaker.window().as_secs_f64(),
+        );
         if just_tripped {
             self.metrics.breaker_trips.inc();
             self.metrics.breaker_open.set(1);
@@ -334,7 +347,10 @@ fn check_invariants(
     if action.kernel_action == scbe_core::KernelAction::Allow {
         return Err("an ALLOW decision carries an action".to_owned());
     }
-    if action.pid != event.pid || action.process_name != event.process_name || action.target != event.target {
+    if action.pid != event.pid
+        || action.process_name != event.process_name
+        || action.target != event.target
+    {
         return Err("the action names another process or target than the event".to_owned());
     }
     if !(0.0..=1.0).contains(&suspicion) {

@@ -35,7 +35,8 @@ impl ProcStat {
     /// `proc.pid.ts` holds), to within a clock tick.
     pub fn start_epoch_nanos(&self) -> i64 {
         let ticks_per_second = rustix::param::clock_ticks_per_second().max(1);
-        let since_boot = i128::from(self.start_ticks) * 1_000_000_000 / i128::from(ticks_per_second);
+        let since_boot =
+            i128::from(self.start_ticks) * 1_000_000_000 / i128::from(ticks_per_second);
         let start = i128::from(boot_epoch_nanos()) + since_boot;
         i64::try_from(start).unwrap_or(i64::MAX)
     }
@@ -112,7 +113,10 @@ mod tests {
         let now = crate::clock::SystemClock;
         let now = scbe_core::Clock::now(&now).as_nanos();
         let start = stat.start_epoch_nanos();
-        assert!(start <= now + 1_000_000_000, "start {start} after now {now}");
+        assert!(
+            start <= now + 1_000_000_000,
+            "start {start} after now {now}"
+        );
         assert!(start >= boot_epoch_nanos());
         assert!(!stat.is_kernel_thread(std::process::id() as i32));
     }

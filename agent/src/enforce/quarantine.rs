@@ -64,7 +64,12 @@ impl Quarantine {
     }
 
     /// Quarantine `target` under the name `NAME-PID-BASENAME` (sanitized).
-    pub fn quarantine(&self, target: &str, process_name: &str, pid: &str) -> Result<Quarantined, String> {
+    pub fn quarantine(
+        &self,
+        target: &str,
+        process_name: &str,
+        pid: &str,
+    ) -> Result<Quarantined, String> {
         let source = Path::new(target);
         let file = open_no_follow(source)?;
         let meta = file
@@ -78,8 +83,11 @@ impl Quarantine {
         }
         // Where the descriptor really points (symlinked parent directories,
         // `..` and bind mounts resolved by the kernel).
-        let real = fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file)))
-            .map_err(|e| format!("quarantine: cannot resolve {target}: {e}"))?;
+        let real = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ))
+        .map_err(|e| format!("quarantine: cannot resolve {target}: {e}"))?;
         if let Some(prefix) = self.protected.iter().find(|p| real.starts_with(p)) {
             return Err(format!(
                 "quarantine refused: {} is under protected path {}",
@@ -103,10 +111,18 @@ impl Quarantine {
             "{process_name}-{pid}-{}",
             scbe_core::enforcement::pathlib_name(target)
         ));
-        let (destination, sha256, bytes) = self.copy_in(file.try_clone().map_err(|e| format!("quarantine: {e}"))?, &name)?;
+        let (destination, sha256, bytes) = self.copy_in(
+            file.try_clone().map_err(|e| format!("quarantine: {e}"))?,
+            &name,
+        )?;
         // The copy is durable: now make the original unusable.
         file.set_permissions(fs::Permissions::from_mode(0o000))
-            .map_err(|e| format!("quarantine: copied to {} but cannot chmod 000 {target}: {e}", destination.display()))?;
+            .map_err(|e| {
+                format!(
+                    "quarantine: copied to {} but cannot chmod 000 {target}: {e}",
+                    destination.display()
+                )
+            })?;
         Ok(Quarantined {
             source: real,
             destination,
@@ -215,7 +231,11 @@ fn kind_of(file_type: &fs::FileType) -> &'static str {
 pub fn sanitize_name(raw: &str) -> String {
     let mut name = String::with_capacity(raw.len().min(QUARANTINE_NAME_BYTES_MAX));
     for c in raw.chars() {
-        let c = if c == '/' || c == '\\' || c.is_control() { '_' } else { c };
+        let c = if c == '/' || c == '\\' || c.is_control() {
+            '_'
+        } else {
+            c
+        };
         if name.len() + c.len_utf8() > QUARANTINE_NAME_BYTES_MAX {
             break;
         }

@@ -64,9 +64,14 @@ impl Backend for SignalBackend {
             StartCheck::NotInEvent => "comm verified; event has no proc.pid.ts",
         };
         match ctx.action.kernel_action {
-            KernelAction::Allow => Outcome::detail(false, "allow action; nothing to signal".to_owned()),
+            KernelAction::Allow => {
+                Outcome::detail(false, "allow action; nothing to signal".to_owned())
+            }
             KernelAction::Kill => match send(pidfd.as_ref(), pid, Signal::KILL) {
-                Ok(via) => Outcome::detail(true, format!("SIGKILL sent to pid {pid} via {via} ({identity})")),
+                Ok(via) => Outcome::detail(
+                    true,
+                    format!("SIGKILL sent to pid {pid} via {via} ({identity})"),
+                ),
                 Err(failure) => Outcome::failed(failure),
             },
             KernelAction::Throttle => match renice(ctx, target) {
@@ -80,7 +85,10 @@ impl Backend for SignalBackend {
                 };
                 let qdir = &ctx.action.quarantine_dir;
                 if scbe_core::enforcement::quarantine_destination(ctx.event, qdir).is_none() {
-                    return Outcome::detail(true, format!("{stopped}; target is not a file path, nothing to quarantine"));
+                    return Outcome::detail(
+                        true,
+                        format!("{stopped}; target is not a file path, nothing to quarantine"),
+                    );
                 }
                 let quarantine = Quarantine::new(qdir.as_str(), &self.protected_paths);
                 match quarantine.quarantine(
@@ -155,7 +163,9 @@ fn renice(ctx: &Context<'_>, target: &Target) -> Result<String, String> {
         .map_err(|e| format!("cannot list threads of pid {pid}: {e}"))?;
     let mut changed = Vec::with_capacity(tids.len());
     for tid in &tids {
-        let Some(os_tid) = Pid::from_raw(*tid) else { continue };
+        let Some(os_tid) = Pid::from_raw(*tid) else {
+            continue;
+        };
         let before = match getpriority_process(Some(os_tid)) {
             Ok(nice) => nice,
             // The thread ended meanwhile: nothing to slow down.

@@ -155,7 +155,12 @@ impl SocBackend {
             shared: Some(Arc::clone(&shared)),
             delivery: Some(delivery),
         };
-        Ok((SocBackend { shared: Some(shared) }, handle))
+        Ok((
+            SocBackend {
+                shared: Some(shared),
+            },
+            handle,
+        ))
     }
 }
 
@@ -257,7 +262,10 @@ fn deliver_spooled(shared: &Shared, stop: &Stop, retry_max: Duration) {
                 }
                 shared.metrics.soc_spool_depth.set(spool.len() as u64);
                 if failing {
-                    tracing::info!(pending = spool.len(), "soc sink is back; delivering spooled events");
+                    tracing::info!(
+                        pending = spool.len(),
+                        "soc sink is back; delivering spooled events"
+                    );
                     failing = false;
                 }
                 backoff = SOC_RETRY_MIN;

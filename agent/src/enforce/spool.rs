@@ -54,7 +54,10 @@ impl Spool {
                 let _ = fs::remove_file(entry.path());
                 continue;
             }
-            let Some(seq) = name.strip_suffix(".json").and_then(|s| s.parse::<u64>().ok()) else {
+            let Some(seq) = name
+                .strip_suffix(".json")
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
                 continue;
             };
             entries.push((seq, entry.metadata()?.len()));

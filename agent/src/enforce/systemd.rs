@@ -101,13 +101,14 @@ fn run(argv: &[String]) -> std::io::Result<(i32, String)> {
             let _ = child.wait();
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("timed out after {} s and was killed", COMMAND_TIMEOUT.as_secs()),
+                format!(
+                    "timed out after {} s and was killed",
+                    COMMAND_TIMEOUT.as_secs()
+                ),
             ));
         }
     };
-    let stderr = reader
-        .and_then(|r| r.join().ok())
-        .unwrap_or_default();
+    let stderr = reader.and_then(|r| r.join().ok()).unwrap_or_default();
     let stderr = String::from_utf8_lossy(&stderr).trim().replace('\n', " ");
     Ok((status.code().unwrap_or(-1), stderr))
 }

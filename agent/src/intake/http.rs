@@ -55,8 +55,9 @@ pub fn listen_addr(text: &str) -> anyhow::Result<SocketAddr> {
     if let Ok(port) = port_only.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    text.parse::<SocketAddr>()
-        .map_err(|e| anyhow::anyhow!("invalid listen address {text:?} (expected ADDR:PORT or PORT): {e}"))
+    text.parse::<SocketAddr>().map_err(|e| {
+        anyhow::anyhow!("invalid listen address {text:?} (expected ADDR:PORT or PORT): {e}")
+    })
 }
 
 pub(crate) fn header(name: &str, value: &str) -> Header {
@@ -127,8 +128,9 @@ fn handle(mut request: Request, config: &HttpConfig, producer: &Producer, metric
             )
         }
         (Method::Post, "/") => intake(&mut request, config, producer, metrics),
-        (_, "/") => error_response(405, "use POST / with Falco JSON")
-            .with_header(header("Allow", "POST")),
+        (_, "/") => {
+            error_response(405, "use POST / with Falco JSON").with_header(header("Allow", "POST"))
+        }
         _ => {
             metrics.http_not_found.inc();
             error_response(404, "not found: POST events to /, GET /healthz")
@@ -296,7 +298,9 @@ mod tests {
         assert!(err.starts_with("line 2: invalid JSON"), "{err}");
         let err = split_body(b"[1,2]").unwrap_err();
         assert_eq!(err, "falco event must be a JSON object");
-        assert!(split_body(b"{oops").unwrap_err().starts_with("invalid JSON"));
+        assert!(split_body(b"{oops")
+            .unwrap_err()
+            .starts_with("invalid JSON"));
         assert!(split_body(b"  \n").unwrap_err().starts_with("empty body"));
     }
 

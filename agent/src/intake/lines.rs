@@ -84,7 +84,8 @@ impl LineSplitter {
 
     fn keep(&mut self, bytes: &[u8]) {
         let room = KEEP_BYTES_MAX.saturating_sub(self.partial.len());
-        self.partial.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.partial
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
         self.full_len += bytes.len();
     }
 
