@@ -289,3 +289,152 @@ pub fn resolve_with(
         quarantine_target: quarantine,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::HashState;
+    use crate::turnstile::clamp01;
+
+    fn features(
+        prompt: u32,
+        malware: u32,
+        links: u32,
+        op: Option<u16>,
+        untrusted: bool,
+        hash: HashState,
+        norm: f64,
+    ) -> EventFeatures {
+        EventFeatures {
+            scan: ScanHits {
+                prompt,
+                malware,
+                links,
+            },
+            integrity: IntegrityFeatures {
+                operation: op,
+                untrusted_signer: untrusted,
+                hash,
+                sensitive_matches: 0,
+                pair_matches: 0,
+                n_pair_matches: 0,
+            },
+            observed: clamp01(norm),
+        }
+    }
+
+    /// SPEC §2–6 as a table: features and previous load → scores and actions.
+    #[test]
+    fn scoring_and_resolution_table() {
+        let gate = Gate::reference();
+        let exec = Some(0u16);
+        let open = Some(1u16);
+        struct Row {
+            f: EventFeatures,
+            prev: f64,
+            suspicion: f64,
+            decision: Decision,
+            cell: CellState,
+            action: KernelAction,
+        }
+        let rows = [
+            // Clean, trusted, hashed open: 0.35·0.02 = 0.007.
+            Row {
+                f: features(0, 0, 0, open, false, HashState::Present, 0.0),
+                prev: 0.0,
+                suspicion: 0.007,
+                decision: Decision::Allow,
+                cell: CellState::Healthy,
+                action: KernelAction::Allow,
+            },
+            // NaN norm observes nothing; infinite norm observes 1 → stress 1 → NECROTIC.
+            Row {
+                f: features(0, 0, 0, open, false, HashState::Present, f64::NAN),
+                prev: 0.0,
+                suspicion: 0.007,
+                decision: Decision::Allow,
+                cell: CellState::Healthy,
+                action: KernelAction::Allow,
+            },
+            Row {
+                f: features(0, 0, 0, open, false, HashState::Present, f64::INFINITY),
+                prev: 0.0,
+                suspicion: 0.157,
+                decision: Decision::Allow,
+                cell: CellState::Necrotic,
+                action: KernelAction::Honeypot,
+            },
+            // One malware hit, unsigned exec without hash: 0.5·0.2 + 0.35·0.5 = 0.275.
+            Row {
+                f: features(0, 1, 0, exec, true, HashState::Missing, 0.0),
+                prev: 0.0,
+                suspicion: 0.275,
+                decision: Decision::Allow,
+                cell: CellState::Healthy,
+                action: KernelAction::Allow,
+            },
+            // Two malware hits: 0.5·0.4 + 0.175 = 0.375 → QUARANTINE → ISOLATE, PRIMED.
+            Row {
+                f: features(0, 2, 0, exec, true, HashState::Missing, 0.0),
+                prev: 0.0,
+                suspicion: 0.375,
+                decision: Decision::Quarantine,
+                cell: CellState::Primed,
+                action: KernelAction::Quarantine,
+            },
+            // A high previous load drives the honeypot lane.
+            Row {
+                f: features(0, 2, 0, exec, true, HashState::Missing, 0.0),
+                prev: 0.9,
+                suspicion: 0.375,
+                decision: Decision::Quarantine,
+                cell: CellState::Inflamed,
+                action: KernelAction::Honeypot,
+            },
+            // INFLAMED turns ALLOW into THROTTLE (load ≥ 0.70 keeps the cell inflamed).
+            Row {
+                f: features(0, 0, 0, open, false, HashState::Present, 0.0),
+                prev: 0.8,
+                suspicion: 0.007,
+                decision: Decision::Allow,
+                cell: CellState::Inflamed,
+                action: KernelAction::Throttle,
+            },
+            // Prompt injection capped at 0.6, malware at 0.7: 0.5·1 + 0.35·0.5 + 0.15 = 0.825 → ESCALATE.
+            Row {
+                f: features(5, 5, 30, exec, true, HashState::Missing, 1.0),
+                prev: 0.0,
+                suspicion: 0.825,
+                decision: Decision::Escalate,
+                cell: CellState::Necrotic,
+                action: KernelAction::Honeypot,
+            },
+        ];
+        for (i, row) in rows.iter().enumerate() {
+            let a = gate.assess(&row.f);
+            assert!(
+                (a.suspicion - row.suspicion).abs() < 1e-12,
+                "row {i}: suspicion {}",
+                a.suspicion
+            );
+            assert_eq!(a.decision, row.decision, "row {i}");
+            let r = gate.resolve(&a, row.prev);
+            assert_eq!(r.cell_state, row.cell, "row {i}");
+            assert_eq!(r.kernel_action, row.action, "row {i}");
+            assert!(
+                (0.0..=1.0).contains(&r.antibody_now) && (0.0..=1.0).contains(&r.membrane_stress)
+            );
+        }
+    }
+
+    #[test]
+    fn decision_thresholds_compare_unrounded_values() {
+        let mut policy = Policy::reference();
+        // 0.35 · 0.02 = 0.007 exactly at a threshold of 0.007 → QUARANTINE.
+        policy.decision.quarantine = 0.35 * 0.02;
+        let f = features(0, 0, 0, Some(1), false, HashState::Present, 0.0);
+        assert_eq!(assess_with(&policy, &f).decision, Decision::Quarantine);
+        policy.decision.quarantine = 0.35 * 0.02 + 1e-12;
+        assert_eq!(assess_with(&policy, &f).decision, Decision::Allow);
+    }
+}
