@@ -250,6 +250,8 @@ struct Session {
 #[derive(Debug, Clone, Copy)]
 enum DaemonKind {
     Nginx,
+    Gunicorn,
+    Celery,
     PhpFpm,
     Node,
     Postgres,
@@ -593,7 +595,9 @@ impl Generator {
                 let (name, pname, cmd, exe, user, scenario, container) = match kind {
                     Nginx => ("nginx", "nginx", "nginx: worker process", "/usr/sbin/nginx", "www-data", "benign_nginx", None),
                     PhpFpm => ("php-fpm8.2", "php-fpm8.2", "php-fpm: pool www", "/usr/sbin/php-fpm8.2", "www-data", "benign_phpfpm", None),
-                    Node => ("node", "systemd", "node /srv/app/server.js", "/usr/bin/node", "deploy", "benign_node", None),
+                    Node => ("node", "systemd", "node /srv/app/server.js", "/home/deploy/.nvm/versions/node/v20.11.1/bin/node", "deploy", "benign_node", None),
+                    Gunicorn => ("python3", "gunicorn", "/srv/app/venv/bin/python3 /srv/app/venv/bin/gunicorn app.wsgi:application -w 4 -b 127.0.0.1:8000", "/srv/app/venv/bin/python3", "www-data", "benign_gunicorn", None),
+                    Celery => ("python3", "systemd", "/srv/worker/venv/bin/python3 -m celery -A tasks worker --loglevel=INFO", "/srv/worker/venv/bin/python3", "worker", "benign_celery", None),
                     Postgres => ("postgres", "postgres", "postgres: 14/main: app appdb 10.0.0.5(51514) idle", "/usr/lib/postgresql/14/bin/postgres", "postgres", "benign_postgres", None),
                     Redis => ("redis-server", "systemd", "/usr/bin/redis-server 127.0.0.1:6379", "/usr/bin/redis-server", "redis", "benign_redis", None),
                     Sshd => ("sshd", "systemd", "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", "/usr/sbin/sshd", "root", "benign_sshd", None),
@@ -613,7 +617,11 @@ impl Generator {
                     Defender => ("MsMpEng.exe", "services.exe", "\"C:\\ProgramData\\Microsoft\\Windows Defender\\platform\\4.18.24020.7-0\\MsMpEng.exe\"", "C:\\ProgramData\\Microsoft\\Windows Defender\\platform\\4.18.24020.7-0\\MsMpEng.exe", "SYSTEM", "benign_win_defender", None),
                     Edge => ("msedge.exe", "explorer.exe", "\"C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe\" --profile-directory=Default", "C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe", "jdoe", "benign_win_edge", None),
                 };
-                let proc = gen.proc(h, name, pname, cmd, exe, user, container);
+                let mut proc = gen.proc(h, name, pname, cmd, exe, user, container);
+                // In-house services run from a venv or nvm: not package-signed.
+                if matches!(kind, Node | Gunicorn | Celery) {
+                    proc.trusted = false;
+                }
                 gen.daemons.push(Daemon {
                     proc,
                     kind,
@@ -626,10 +634,12 @@ impl Generator {
                 add(self, Nginx, 3);
                 add(self, PhpFpm, 2);
                 add(self, Node, 1);
+                add(self, Gunicorn, 2);
             }
             Role::Db => {
                 add(self, Postgres, 3);
                 add(self, Redis, 1);
+                add(self, Celery, 1);
             }
             Role::Ci => {
                 add(self, GitlabRunner, 1);
@@ -798,6 +808,33 @@ impl Generator {
                         "ioredis/built/Redis.js",
                     ]);
                     audit("openat", path(format!("/srv/app/node_modules/{m}")))
+                }
+            }
+            Gunicorn => {
+                if r < 0.4 {
+                    let c = self.remote_client();
+                    audit("accept", Target::In(c, 8000))
+                } else if r < 0.7 {
+                    let f = *self.rng.pick(&[
+                        "static/manifest.json",
+                        "templates/base.html",
+                        "app/views.py",
+                    ]);
+                    audit("openat", path(format!("/srv/app/{f}")))
+                } else if r < 0.85 {
+                    audit("connect", Target::Out("10.0.0.150".into(), 6379))
+                } else {
+                    audit("write", path(format!("/tmp/tmp{}", self.rng.alnum(8))))
+                }
+            }
+            Celery => {
+                if r < 0.5 {
+                    audit("connect", Target::Out("127.0.0.1".into(), 6379))
+                } else if r < 0.8 {
+                    audit("openat", path("/srv/worker/tasks.py"))
+                } else {
+                    let (_, ip) = *self.rng.pick(KNOWN_HOSTS);
+                    audit("connect", Target::Out(ip.into(), 443))
                 }
             }
             Postgres => {
@@ -1301,10 +1338,10 @@ impl Generator {
             "benign_debugger" => {
                 let h = self.host_of_role(&[Role::Bastion, Role::Db, Role::Web])?;
                 let target = self.rng.range_u32(1000, 40000);
-                let (name, cmd) = if self.rng.chance(0.6) {
-                    ("strace", format!("strace -f -p {target} -o /tmp/trace.out"))
-                } else {
-                    ("gdb", format!("gdb -p {target} -batch -ex bt"))
+                let (name, cmd) = match self.rng.below(3) {
+                    0 => ("strace", format!("strace -f -p {target} -o /tmp/trace.out")),
+                    1 => ("gdb", format!("gdb -p {target} -batch -ex bt")),
+                    _ => ("py-spy", format!("py-spy dump --pid {target}")),
                 };
                 let p = self.proc(
                     h,
@@ -1324,6 +1361,12 @@ impl Generator {
                     T_PRIV,
                 ));
                 steps.push(audit("openat", path(format!("/proc/{target}/maps"))));
+                if name == "py-spy" {
+                    steps.push(audit(
+                        "process_vm_readv",
+                        path(format!("/proc/{target}/mem")),
+                    ));
+                }
                 steps.push(audit("write", path("/tmp/trace.out")));
                 p
             }
@@ -1660,15 +1703,16 @@ impl Generator {
             }
             "benign_prompt_research" => {
                 let h = self.host_of_role(&[Role::Ci])?;
-                let p = self.proc(
+                let mut p = self.proc(
                     h,
                     "python3",
                     "bash",
                     "python3 -m pytest tests/test_guardrails.py -k jailbreak",
-                    "/usr/bin/python3.11",
+                    "/builds/ml/guardrails/.venv/bin/python3",
                     "gitlab-runner",
                     None,
                 );
+                p.trusted = false;
                 steps.push(audit("execve", Target::None));
                 steps.push(audit(
                     "openat",
