@@ -369,14 +369,17 @@ fn render_chunk(bridge: &Bridge, alerts_only: bool, chunk: Vec<Slot>) -> Rendere
         text: String::with_capacity(chunk.len() * 700),
         ..Rendered::default()
     };
-    let mut errors = Vec::new();
     for slot in chunk {
         match slot {
             Slot::Error {
                 line_no,
                 error,
                 raw,
-            } => errors.push((line_no, error, raw)),
+            } => rendered.errors.push(ErrorLine {
+                line_no,
+                error,
+                raw,
+            }),
             Slot::Decided(prepared, advance) => {
                 let record = bridge.finish(*prepared, advance);
                 let action = record.kernel_action();
