@@ -128,7 +128,11 @@ fn parity_corpus_on_stdin_matches_replay() {
         .stdin(std::fs::File::open(&path).unwrap())
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2), "rejected lines give status 2");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "rejected lines give status 2"
+    );
     let stdout: Vec<String> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
@@ -143,7 +147,14 @@ fn parity_corpus_on_stdin_matches_replay() {
         .collect();
     assert_eq!(errors.len(), 4);
     assert!(errors.iter().all(|e| e["raw"].is_string()));
-    let summary: serde_json::Value = serde_json::from_str(stderr.lines().rev().find(|l| l.contains("events_seen")).unwrap()).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(
+        stderr
+            .lines()
+            .rev()
+            .find(|l| l.contains("events_seen"))
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(summary["events_seen"], 20_000);
     assert_eq!(summary["errors"], 4);
     assert_eq!(summary["events_emitted"], 19_996);
@@ -157,7 +168,11 @@ fn bad_requests_get_clear_statuses() {
 
     let (status, body) = http_post(&format!("{url}/"), event.as_bytes(), &[]);
     assert_eq!(status, 401, "{body}");
-    let (status, _) = http_post(&format!("{url}/"), event.as_bytes(), &[("X-SCBE-Token", "wrong")]);
+    let (status, _) = http_post(
+        &format!("{url}/"),
+        event.as_bytes(),
+        &[("X-SCBE-Token", "wrong")],
+    );
     assert_eq!(status, 401);
 
     let (status, body) = http_post(&format!("{url}/"), b"{\"rule\": oops}", &secret);
@@ -217,7 +232,10 @@ fn a_full_queue_answers_503_and_counts_every_refused_event() {
         "--include-kernel-event",
     ]);
     let url = format!("http://{}", agent.logged_addr("intake endpoint listening"));
-    let metrics_url = format!("http://{}/metrics", agent.logged_addr("metrics endpoint listening"));
+    let metrics_url = format!(
+        "http://{}/metrics",
+        agent.logged_addr("metrics endpoint listening")
+    );
     // Nobody reads the records: the pipe fills, the decision loop blocks,
     // the queue fills, and the agent must say so instead of losing events.
     let event = suspicious_event(4242, "curl", &"/tmp/padding".repeat(200));
@@ -240,7 +258,9 @@ fn a_full_queue_answers_503_and_counts_every_refused_event() {
     assert_eq!(metric(&text, "scbe_agent_queue_dropped_total"), Some(1.0));
     assert_eq!(metric(&text, "scbe_agent_queue_depth"), Some(2.0));
     assert!(text.contains("scbe_agent_http_rejected_total{reason=\"queue_full\"} 1"));
-    agent.stderr.wait_for_log("intake queue full: events refused with 503 and dropped");
+    agent
+        .stderr
+        .wait_for_log("intake queue full: events refused with 503 and dropped");
 
     // The consumer comes back: every accepted event is decided.
     let records = Lines::collect(stdout_pipe);
@@ -263,7 +283,11 @@ fn stdin_errors_give_status_2_and_the_reference_error_record() {
     let (code, stdout, stderr) = agent.finish();
     assert_eq!(code, 2);
     assert_eq!(stdout.len(), 1);
-    let errors: Vec<serde_json::Value> = stderr.json().into_iter().filter(|v| v.get("error").is_some()).collect();
+    let errors: Vec<serde_json::Value> = stderr
+        .json()
+        .into_iter()
+        .filter(|v| v.get("error").is_some())
+        .collect();
     assert_eq!(errors.len(), 2);
     assert_eq!(errors[0]["raw"], "not json");
     assert_eq!(errors[1]["error"], "falco line must be a JSON object");
@@ -274,7 +298,13 @@ fn stdin_errors_give_status_2_and_the_reference_error_record() {
 
 #[test]
 fn max_events_alerts_only_and_pretty() {
-    let mut agent = Agent::start(&["--max-events", "2", "--alerts-only", "--pretty", "--include-kernel-event"]);
+    let mut agent = Agent::start(&[
+        "--max-events",
+        "2",
+        "--alerts-only",
+        "--pretty",
+        "--include-kernel-event",
+    ]);
     // One write: the agent may exit before a later write could land.
     agent.send(&format!(
         "{{\"output_fields\": {{\"proc.name\": \"calm\"}}}}\n{}\n{}",
@@ -282,13 +312,20 @@ fn max_events_alerts_only_and_pretty() {
         suspicious_event(4243, "curl", "/tmp/x")
     ));
     let status = agent.child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "exits after --max-events without closing stdin");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exits after --max-events without closing stdin"
+    );
     wait_until("the summary", || agent.stderr.contains("events_seen"));
     let text = agent.stdout.snapshot().join("\n");
     let record: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(record["pid"], 4242, "the ALLOW event was not emitted");
     assert_eq!(record["kernel_event"]["process_name"], "curl");
-    assert!(text.contains("\n  \"host\": \"linux-node\""), "pretty-printed: {text}");
+    assert!(
+        text.contains("\n  \"host\": \"linux-node\""),
+        "pretty-printed: {text}"
+    );
     let summary = summary(&agent.stderr);
     assert_eq!(summary["events_seen"], 2);
     assert_eq!(summary["events_emitted"], 1);

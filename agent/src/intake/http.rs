@@ -239,34 +239,33 @@ fn intake(
 /// lines. Every event must be a JSON object as the gate would parse it;
 /// otherwise the reason, naming the line for batches.
 pub fn split_body(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    match check_event(body) {
+    let single = match check_event(body) {
         Ok(true) => return Ok(vec![body.to_vec()]),
         Ok(false) => return Err("empty body: expected a Falco JSON event".to_owned()),
-        // Not one JSON document: maybe JSON lines.
-        Err(single) => {
-            let mut lines = Vec::new();
-            let mut splitter = LineSplitter::new();
-            splitter.feed(body, |line, _| {
-                lines.push(line);
-                true
-            });
-            lines.extend(splitter.finish().map(|(line, _)| line));
-            let many = lines.len() > 1;
-            let mut events = Vec::new();
-            for (i, line) in lines.into_iter().enumerate() {
-                match check_event(&line) {
-                    Ok(true) => events.push(line),
-                    Ok(false) => {}
-                    Err(reason) if many => return Err(format!("line {}: {reason}", i + 1)),
-                    Err(_) => return Err(single),
-                }
-            }
-            if events.is_empty() {
-                return Err(single);
-            }
-            Ok(events)
+        Err(single) => single,
+    };
+    // Not one JSON document: maybe JSON lines.
+    let mut lines = Vec::new();
+    let mut splitter = LineSplitter::new();
+    splitter.feed(body, |line, _| {
+        lines.push(line);
+        true
+    });
+    lines.extend(splitter.finish().map(|(line, _)| line));
+    let many = lines.len() > 1;
+    let mut events = Vec::new();
+    for (i, line) in lines.into_iter().enumerate() {
+        match check_event(&line) {
+            Ok(true) => events.push(line),
+            Ok(false) => {}
+            Err(reason) if many => return Err(format!("line {}: {reason}", i + 1)),
+            Err(_) => return Err(single),
         }
     }
+    if events.is_empty() {
+        return Err(single);
+    }
+    Ok(events)
 }
 
 /// `Ok(true)` for a JSON object, `Ok(false)` for a blank line.
