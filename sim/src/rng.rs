@@ -81,6 +81,11 @@ impl Rng {
         &items[self.below(items.len() as u64) as usize]
     }
 
+    /// One string of a non-empty list of literals.
+    pub fn pick_str(&mut self, items: &[&'static str]) -> &'static str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
     /// An index drawn with the given (non-negative, not all zero) weights.
     pub fn weighted(&mut self, weights: &[f64]) -> usize {
         let total: f64 = weights.iter().sum();

