@@ -2,6 +2,7 @@
 //! on real and hand-written corpora.
 
 mod determinism;
+mod hostile;
 mod parity;
 mod properties;
 mod real_corpora;
