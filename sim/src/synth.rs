@@ -553,7 +553,17 @@ impl Generator {
         container: Option<Container>,
     ) -> Proc {
         let pid = self.new_pid(host);
-        let ppid = pid.saturating_sub(1 + self.rng.below(40) as u32).max(1);
+        let mut ppid = pid.saturating_sub(1 + self.rng.below(40) as u32).max(1);
+        // Keep the process tree consistent: a child of a daemon on this host
+        // (cron, sshd, kubelet, gitlab-runner, explorer.exe, php-fpm…) names
+        // that daemon's pid as its parent.
+        if let Some(parent) = self
+            .daemons
+            .iter()
+            .find(|d| d.proc.host == host && d.proc.name == pname)
+        {
+            ppid = parent.proc.pid;
+        }
         // Most benign processes are quiet; a few are always a little odd.
         let u = self.rng.f64();
         let geo = 0.01 + 0.22 * u * u * u;
