@@ -24,8 +24,11 @@ use crate::enforce::spool::Spool;
 use crate::enforce::systemd::SystemdBackend;
 use crate::enforce::{Backend, Enforcer};
 use crate::engine::{Engine, Flow, OutputOptions};
-use crate::intake::{self, http::HttpConfig};
-use crate::limits::{HTTP_WORKERS, LOOP_TICK, SOC_SPOOL_BYTES_MAX, SOC_SPOOL_ENTRIES_MAX};
+use crate::httpd::{Server, Serving};
+use crate::intake::{self, http::HttpConfig, http::Intake};
+use crate::limits::{
+    HTTP_WORKERS, LOOP_TICK, METRICS_WORKERS, SOC_SPOOL_BYTES_MAX, SOC_SPOOL_ENTRIES_MAX,
+};
 use crate::metrics::{self, Metrics};
 use crate::queue::{Pop, Queue, Source};
 use crate::state;
@@ -47,39 +50,43 @@ pub fn run(config: Config) -> Result<ExitCode> {
     let (enforcer, mut soc) = build_enforcer(&config, &metrics, &stop)?;
 
     // Bind listeners before anything runs, so a taken port fails the start.
-    let intake_server = config
-        .sources
-        .listen
-        .as_deref()
-        .map(intake::http::bind)
-        .transpose()?
-        .map(Arc::new);
-    let metrics_server = config
-        .metrics
-        .as_deref()
-        .map(intake::http::bind)
-        .transpose()?;
+    let intake_server = config.sources.listen.as_deref().map(bind).transpose()?;
+    let metrics_server = config.metrics.as_deref().map(bind).transpose()?;
 
     control::spawn_signal_thread(Arc::clone(&control), Arc::clone(&queue))
         .context("cannot start the signal thread")?;
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut servers: Vec<Serving> = Vec::new();
     if let Some(server) = metrics_server {
-        tracing::info!(addr = %server.server_addr(), "metrics endpoint listening");
-        threads.push(metrics::spawn_server(
-            server,
-            Arc::clone(&metrics),
-            Arc::clone(&queue),
+        tracing::info!(addr = %server.local_addr(), "metrics endpoint listening");
+        servers.push(server.serve(
+            "metrics",
+            METRICS_WORKERS,
+            0,
+            Arc::new(metrics::Endpoint::new(Arc::clone(&metrics), Arc::clone(&queue))),
             Arc::clone(&stop),
         )?);
     }
-    start_sources(
-        &config,
-        intake_server,
-        &queue,
-        &metrics,
-        &stop,
-        &mut threads,
-    )?;
+    if let Some(server) = intake_server {
+        tracing::info!(addr = %server.local_addr(), secret = config.listen_secret.is_some(), "intake endpoint listening");
+        let intake = Intake::new(
+            HttpConfig {
+                body_bytes_max: config.body_bytes_max,
+                shared_secret: config.listen_secret.clone(),
+                queue_full_wait: config.queue_full_wait,
+            },
+            queue.producer(),
+            Arc::clone(&metrics),
+        );
+        servers.push(server.serve(
+            "http",
+            HTTP_WORKERS,
+            config.body_bytes_max,
+            Arc::new(intake),
+            Arc::clone(&stop),
+        )?);
+    }
+    start_sources(&config, &queue, &metrics, &stop, &mut threads)?;
     log_start(&config);
 
     let mut engine = Engine::new(
@@ -97,9 +104,13 @@ pub fn run(config: Config) -> Result<ExitCode> {
     );
     let outcome = decision_loop(&config, &control, &queue, &mut engine, &metrics);
 
-    // Orderly shutdown: refuse new events, then decide everything accepted.
+    // Orderly shutdown: refuse new events, let requests in progress finish
+    // (their events are refused with 503), then decide everything accepted.
     queue.close();
     stop.request();
+    for server in servers {
+        server.join();
+    }
     let mut output_error = None;
     match outcome {
         Ok(Flow::Continue) => {
@@ -185,6 +196,12 @@ fn decision_loop(
             }
         }
     }
+}
+
+/// Bind an HTTP listener (`ADDR:PORT`, or a bare port on loopback).
+fn bind(addr: &str) -> Result<Server> {
+    let addr = intake::http::listen_addr(addr)?;
+    Server::bind(addr).with_context(|| format!("cannot listen on {addr}"))
 }
 
 fn build_bridge(config: &Config) -> Bridge {
@@ -327,7 +344,6 @@ fn build_enforcer(
 
 fn start_sources(
     config: &Config,
-    intake_server: Option<Arc<tiny_http::Server>>,
     queue: &Arc<Queue>,
     metrics: &Arc<Metrics>,
     stop: &Arc<Stop>,
@@ -356,21 +372,6 @@ fn start_sources(
             queue.producer(),
             Arc::clone(stop),
             Arc::clone(metrics),
-        )?);
-    }
-    if let Some(server) = intake_server {
-        tracing::info!(addr = %server.server_addr(), secret = config.listen_secret.is_some(), "intake endpoint listening");
-        threads.extend(intake::http::spawn(
-            server,
-            HttpConfig {
-                body_bytes_max: config.body_bytes_max,
-                shared_secret: config.listen_secret.clone(),
-                queue_full_wait: config.queue_full_wait,
-            },
-            queue.producer(),
-            Arc::clone(metrics),
-            Arc::clone(stop),
-            HTTP_WORKERS,
         )?);
     }
     Ok(())

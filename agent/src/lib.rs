@@ -12,6 +12,7 @@ pub mod clock;
 pub mod control;
 pub mod enforce;
 pub mod engine;
+pub mod httpd;
 pub mod intake;
 pub mod limits;
 pub mod logging;

@@ -22,9 +22,26 @@ pub const HTTP_BODY_BYTES_DEFAULT: usize = 2 << 20;
 pub const HTTP_BODY_BYTES_MAX: usize = 64 << 20;
 /// Most events one batch request may carry.
 pub const HTTP_BATCH_EVENTS_MAX: usize = 10_000;
-/// Threads answering intake requests.
-pub const HTTP_WORKERS: usize = 4;
-/// How often idle HTTP workers look at the stop flag.
+/// Threads serving intake connections: the most clients served at once
+/// (more wait in the listen backlog; no thread per connection).
+pub const HTTP_WORKERS: usize = 16;
+/// Threads serving the metrics endpoint.
+pub const METRICS_WORKERS: usize = 2;
+/// From a request's first byte to its last: a client that stops sending is
+/// answered 408 and disconnected, so it cannot hold a worker.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle keep-alive connection is kept.
+pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request line plus headers (bytes); 431 above.
+pub const HTTP_HEAD_BYTES_MAX: usize = 16 << 10;
+/// Most headers in one request.
+pub const HTTP_HEADERS_MAX: usize = 64;
+/// After refusing a request whose body was not read: how long, and how many
+/// bytes, to discard before closing, so the client sees the answer rather
+/// than a connection reset.
+pub const HTTP_LINGER: Duration = Duration::from_secs(2);
+pub const HTTP_LINGER_BYTES_MAX: u64 = 4 << 20;
+/// How often idle threads look at the stop flag.
 pub const HTTP_POLL: Duration = Duration::from_millis(100);
 
 /// How often a followed file is polled for new data and rotation.
@@ -80,5 +97,8 @@ const _: () = assert!(QUEUE_EVENTS_DEFAULT <= QUEUE_EVENTS_MAX);
 // A spooled action is far smaller than a line; the spool holds many of them.
 const _: () = assert!(SOC_SPOOL_BYTES_MAX >= 16 * LINE_BYTES_MAX as u64);
 const _: () = assert!(QUARANTINE_NAME_BYTES_MAX < 255);
+// Shutdown waits for requests in progress; keep that wait short.
+const _: () = assert!(HTTP_REQUEST_TIMEOUT.as_secs() <= 30);
+const _: () = assert!(HTTP_POLL.as_millis() < HTTP_REQUEST_TIMEOUT.as_millis());
 // Every saved antibody entry is at least a few bytes of JSON.
 const _: () = assert!(STATE_FILE_BYTES_MAX >= 8 * STATE_ENTRIES_MAX as u64);

@@ -5,15 +5,13 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use scbe_core::policy_toml::BACKEND_NAMES;
 use scbe_core::{CellState, KernelAction};
 
-use crate::control::Stop;
-use crate::limits::HTTP_POLL;
+use crate::httpd::{Handler, Head, Response};
 use crate::queue::Queue;
 
 /// A monotonically increasing count.
@@ -151,6 +149,8 @@ pub struct Metrics {
     pub http_rejected_unauthorized: Counter,
     pub http_rejected_queue_full: Counter,
     pub http_rejected_shutting_down: Counter,
+    pub http_rejected_timeout: Counter,
+    pub http_rejected_malformed: Counter,
     pub http_not_found: Counter,
     pub intake_read_errors: Counter,
     pub follow_rotations: Counter,
@@ -293,6 +293,8 @@ impl Metrics {
             ("unauthorized", &self.http_rejected_unauthorized),
             ("queue_full", &self.http_rejected_queue_full),
             ("shutting_down", &self.http_rejected_shutting_down),
+            ("timeout", &self.http_rejected_timeout),
+            ("malformed", &self.http_rejected_malformed),
             ("not_found", &self.http_not_found),
         ] {
             let _ = writeln!(
@@ -399,42 +401,35 @@ impl Metrics {
     }
 }
 
-/// Serve `GET /metrics` (and `GET /healthz`) on `server` until `stop`.
-pub fn spawn_server(
-    server: tiny_http::Server,
+/// `GET /metrics` (Prometheus text) and `GET /healthz`.
+#[derive(Debug)]
+pub struct Endpoint {
     metrics: Arc<Metrics>,
     queue: Arc<Queue>,
-    stop: Arc<Stop>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("scbe-metrics".to_owned())
-        .spawn(move || {
-            while !stop.is_requested() {
-                let request = match server.recv_timeout(HTTP_POLL) {
-                    Ok(Some(request)) => request,
-                    Ok(None) => continue,
-                    Err(err) => {
-                        tracing::error!(%err, "metrics endpoint failed");
-                        return;
-                    }
-                };
-                let path = request.url().split('?').next().unwrap_or("");
-                let response = match (request.method(), path) {
-                    (tiny_http::Method::Get, "/metrics") => tiny_http::Response::from_string(
-                        metrics.render(&queue),
-                    )
-                    .with_header(crate::intake::http::header(
-                        "Content-Type",
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )),
-                    (tiny_http::Method::Get, "/healthz") => {
-                        tiny_http::Response::from_string("ok\n")
-                    }
-                    _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
-                };
-                let _ = request.respond(response);
-            }
+}
+
+impl Endpoint {
+    pub fn new(metrics: Arc<Metrics>, queue: Arc<Queue>) -> Endpoint {
+        Endpoint { metrics, queue }
+    }
+}
+
+impl Handler for Endpoint {
+    fn head(&self, head: &Head) -> Option<Response> {
+        Some(match (head.method.as_str(), head.path.as_str()) {
+            ("GET" | "HEAD", "/metrics") => Response::text(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(&self.queue),
+            ),
+            ("GET" | "HEAD", "/healthz") => Response::text(200, "text/plain", "ok\n"),
+            _ => Response::error(404, "not found: GET /metrics, GET /healthz"),
         })
+    }
+
+    fn body(&self, _head: &Head, _body: Vec<u8>) -> Response {
+        Response::error(405, "the metrics endpoint takes no request bodies")
+    }
 }
 
 #[cfg(test)]

@@ -217,7 +217,7 @@ fn follow_reads_across_rename_and_truncate_rotation() {
     let (head, tail) = second.split_at(10);
     write!(file, "{head}").unwrap();
     file.flush().unwrap();
-    write!(file, "{tail}\n").unwrap();
+    writeln!(file, "{tail}").unwrap();
     agent.stdout.wait_for_len(2);
 
     // logrotate's default: rename, then a new file at the path.

@@ -69,7 +69,7 @@ fn refuses_symlinks_directories_fifos_and_protected_paths() {
     std::fs::create_dir(&protected_dir).unwrap();
     let protected_file = protected_dir.join("config");
     std::fs::write(&protected_file, b"config").unwrap();
-    let q = Quarantine::new(dir.path().join("q"), &[protected_dir.clone()]);
+    let q = Quarantine::new(dir.path().join("q"), std::slice::from_ref(&protected_dir));
 
     let cases: [(PathBuf, &str); 4] = [
         (link.clone(), "is a symbolic link"),

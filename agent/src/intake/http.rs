@@ -15,19 +15,16 @@
 //! `Retry-After`, and its events are counted in `scbe_agent_queue_dropped_total`
 //! and logged. Never silently.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use scbe_core::falco::{classify_line, RawLine};
 use scbe_core::json::{self, JsonValue};
-use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::control::Stop;
+use crate::httpd::{Handler, Head, Response};
 use crate::intake::lines::LineSplitter;
-use crate::limits::{HTTP_BATCH_EVENTS_MAX, HTTP_POLL};
+use crate::limits::HTTP_BATCH_EVENTS_MAX;
 use crate::metrics::Metrics;
 use crate::queue::{Item, Producer, PushError, Source};
 use crate::secret::Secret;
@@ -41,14 +38,8 @@ pub struct HttpConfig {
     pub queue_full_wait: Duration,
 }
 
-/// Bind `addr`. A bare port (`8765` or `:8765`) binds loopback: the agent
-/// never listens on every interface unless told to.
-pub fn bind(addr: &str) -> anyhow::Result<Server> {
-    let addr = listen_addr(addr)?;
-    Server::http(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
-}
-
-/// Parse `ADDR:PORT`, `:PORT` or `PORT` (the last two on 127.0.0.1).
+/// Parse `ADDR:PORT`, `:PORT` or `PORT` (the last two on 127.0.0.1): the
+/// agent never listens on every interface unless told to.
 pub fn listen_addr(text: &str) -> anyhow::Result<SocketAddr> {
     let text = text.trim();
     let port_only = text.strip_prefix(':').unwrap_or(text);
@@ -60,178 +51,132 @@ pub fn listen_addr(text: &str) -> anyhow::Result<SocketAddr> {
     })
 }
 
-pub(crate) fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
-}
-
-fn json_response(status: u16, body: serde_json::Value) -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_string(format!("{body}\n"))
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"))
-}
-
-fn error_response(status: u16, message: &str) -> Response<std::io::Cursor<Vec<u8>>> {
-    json_response(status, serde_json::json!({ "error": message }))
-}
-
-/// Start `workers` threads answering requests until `stop`.
-pub fn spawn(
-    server: Arc<Server>,
+/// The intake endpoint's request handling.
+#[derive(Debug)]
+pub struct Intake {
     config: HttpConfig,
     producer: Producer,
     metrics: Arc<Metrics>,
-    stop: Arc<Stop>,
-    workers: usize,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let producer = Arc::new(producer);
-    let config = Arc::new(config);
-    (0..workers.max(1))
-        .map(|i| {
-            let (server, producer, config, metrics, stop) = (
-                Arc::clone(&server),
-                Arc::clone(&producer),
-                Arc::clone(&config),
-                Arc::clone(&metrics),
-                Arc::clone(&stop),
-            );
-            std::thread::Builder::new()
-                .name(format!("scbe-http-{i}"))
-                .spawn(move || {
-                    while !stop.is_requested() {
-                        match server.recv_timeout(HTTP_POLL) {
-                            Ok(Some(request)) => handle(request, &config, &producer, &metrics),
-                            Ok(None) => {}
-                            Err(err) => {
-                                tracing::error!(%err, "intake endpoint failed");
-                                return;
-                            }
-                        }
-                    }
-                })
-        })
-        .collect()
 }
 
-fn handle(mut request: Request, config: &HttpConfig, producer: &Producer, metrics: &Metrics) {
-    metrics.http_requests.inc();
-    let path = request.url().split('?').next().unwrap_or("").to_owned();
-    let response = match (request.method(), path.as_str()) {
-        (Method::Get | Method::Head, "/healthz") => {
-            let queue = producer.queue();
-            json_response(
-                200,
-                serde_json::json!({
-                    "status": "ok",
-                    "queue_depth": queue.depth(),
-                    "queue_capacity": queue.capacity(),
-                }),
-            )
+impl Intake {
+    pub fn new(config: HttpConfig, producer: Producer, metrics: Arc<Metrics>) -> Intake {
+        Intake {
+            config,
+            producer,
+            metrics,
         }
-        (Method::Post, "/") => intake(&mut request, config, producer, metrics),
-        (_, "/") => {
-            error_response(405, "use POST / with Falco JSON").with_header(header("Allow", "POST"))
-        }
-        _ => {
-            metrics.http_not_found.inc();
-            error_response(404, "not found: POST events to /, GET /healthz")
-        }
-    };
-    if let Err(err) = request.respond(response) {
-        tracing::debug!(%err, "client went away before the response");
     }
 }
 
-fn intake(
-    request: &mut Request,
-    config: &HttpConfig,
-    producer: &Producer,
-    metrics: &Metrics,
-) -> Response<std::io::Cursor<Vec<u8>>> {
-    if let Some((name, secret)) = &config.shared_secret {
-        let given = request
-            .headers()
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_bytes().to_vec());
-        if !given.is_some_and(|v| secret.matches(&v)) {
-            metrics.http_rejected_unauthorized.inc();
-            tracing::warn!(remote = ?request.remote_addr(), "intake request without the shared secret refused");
-            return error_response(401, "missing or wrong shared secret header");
-        }
-    }
-    let limit = config.body_bytes_max;
-    if request.body_length().is_some_and(|len| len > limit) {
-        metrics.http_rejected_too_large.inc();
-        return error_response(413, &format!("body exceeds the limit of {limit} bytes"));
-    }
-    let mut body = Vec::new();
-    if let Err(err) = request
-        .as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-    {
-        metrics.http_rejected_bad_json.inc();
-        return error_response(400, &format!("cannot read the body: {err}"));
-    }
-    if body.len() > limit {
-        metrics.http_rejected_too_large.inc();
-        return error_response(413, &format!("body exceeds the limit of {limit} bytes"));
-    }
-    let events = match split_body(&body) {
-        Ok(events) => events,
-        Err(reason) => {
-            metrics.http_rejected_bad_json.inc();
-            tracing::debug!(%reason, "intake request with bad JSON refused");
-            return error_response(400, &reason);
-        }
-    };
-    if events.len() > HTTP_BATCH_EVENTS_MAX {
-        metrics.http_rejected_too_large.inc();
-        return error_response(
-            413,
-            &format!(
-                "batch of {} events exceeds the limit of {HTTP_BATCH_EVENTS_MAX}",
-                events.len()
+impl Handler for Intake {
+    fn head(&self, head: &Head) -> Option<Response> {
+        self.metrics.http_requests.inc();
+        match (head.method.as_str(), head.path.as_str()) {
+            ("GET" | "HEAD", "/healthz") => {
+                let queue = self.producer.queue();
+                Some(Response::json(
+                    200,
+                    &serde_json::json!({
+                        "status": "ok",
+                        "queue_depth": queue.depth(),
+                        "queue_capacity": queue.capacity(),
+                    }),
+                ))
+            }
+            ("POST", "/") => self.check_secret(head),
+            (_, "/") => Some(
+                Response::error(405, "use POST / with Falco JSON").with_header("Allow", "POST"),
             ),
-        );
+            _ => {
+                self.metrics.http_not_found.inc();
+                Some(Response::error(404, "not found: POST events to /, GET /healthz"))
+            }
+        }
     }
-    let n = events.len();
-    let items = events
-        .into_iter()
-        .map(|line| Item::new(line, Source::Http))
-        .collect();
-    match producer.push_batch(items, config.queue_full_wait) {
-        Ok(()) => {
-            metrics.http_events_queued.add(n as u64);
-            json_response(200, serde_json::json!({ "queued": n }))
-        }
-        Err(PushError::Full) => {
-            metrics.http_rejected_queue_full.inc();
-            metrics.queue_dropped.add(n as u64);
-            tracing::warn!(
-                events = n,
-                dropped_total = metrics.queue_dropped.get(),
-                "intake queue full: events refused with 503 and dropped"
-            );
-            error_response(503, "queue full: events not accepted")
-                .with_header(header("Retry-After", "1"))
-        }
-        Err(PushError::Closed) => {
-            metrics.http_rejected_shutting_down.inc();
-            metrics.queue_dropped.add(n as u64);
-            tracing::warn!(events = n, "agent shutting down: events refused with 503");
-            error_response(503, "shutting down: events not accepted")
-        }
-        Err(PushError::TooMany) => {
-            metrics.http_rejected_too_large.inc();
-            error_response(
+
+    fn refused(&self, status: u16) {
+        self.metrics.http_requests.inc();
+        self.count_refusal(status);
+    }
+
+    fn body(&self, _head: &Head, body: Vec<u8>) -> Response {
+        let events = match split_body(&body) {
+            Ok(events) => events,
+            Err(reason) => {
+                self.metrics.http_rejected_bad_json.inc();
+                tracing::debug!(%reason, "intake request with bad JSON refused");
+                return Response::error(400, &reason);
+            }
+        };
+        if events.len() > HTTP_BATCH_EVENTS_MAX {
+            self.metrics.http_rejected_too_large.inc();
+            return Response::error(
                 413,
                 &format!(
-                    "batch of {n} events exceeds the queue capacity of {}",
-                    producer.queue().capacity()
+                    "batch of {} events exceeds the limit of {HTTP_BATCH_EVENTS_MAX}",
+                    events.len()
                 ),
-            )
+            );
         }
+        let n = events.len();
+        let items = events
+            .into_iter()
+            .map(|line| Item::new(line, Source::Http))
+            .collect();
+        match self.producer.push_batch(items, self.config.queue_full_wait) {
+            Ok(()) => {
+                self.metrics.http_events_queued.add(n as u64);
+                Response::json(200, &serde_json::json!({ "queued": n }))
+            }
+            Err(PushError::Full) => {
+                self.metrics.http_rejected_queue_full.inc();
+                self.metrics.queue_dropped.add(n as u64);
+                tracing::warn!(
+                    events = n,
+                    dropped_total = self.metrics.queue_dropped.get(),
+                    "intake queue full: events refused with 503 and dropped"
+                );
+                Response::error(503, "queue full: events not accepted").with_header("Retry-After", "1")
+            }
+            Err(PushError::Closed) => {
+                self.metrics.http_rejected_shutting_down.inc();
+                self.metrics.queue_dropped.add(n as u64);
+                tracing::warn!(events = n, "agent shutting down: events refused with 503");
+                Response::error(503, "shutting down: events not accepted")
+            }
+            Err(PushError::TooMany) => {
+                self.metrics.http_rejected_too_large.inc();
+                Response::error(
+                    413,
+                    &format!(
+                        "batch of {n} events exceeds the queue capacity of {}",
+                        self.producer.queue().capacity()
+                    ),
+                )
+            }
+        }
+    }
+}
+
+impl Intake {
+    fn count_refusal(&self, status: u16) {
+        match status {
+            413 => self.metrics.http_rejected_too_large.inc(),
+            408 => self.metrics.http_rejected_timeout.inc(),
+            _ => self.metrics.http_rejected_malformed.inc(),
+        }
+    }
+
+    /// `None` when the request may go on to its body.
+    fn check_secret(&self, head: &Head) -> Option<Response> {
+        let (name, secret) = self.config.shared_secret.as_ref()?;
+        if head.header(name).is_some_and(|v| secret.matches(v)) {
+            return None;
+        }
+        self.metrics.http_rejected_unauthorized.inc();
+        tracing::warn!(peer = %head.peer, "intake request without the shared secret refused");
+        Some(Response::error(401, "missing or wrong shared secret header"))
     }
 }
 
