@@ -63,7 +63,10 @@ pub fn run(config: Config) -> Result<ExitCode> {
             "metrics",
             METRICS_WORKERS,
             0,
-            Arc::new(metrics::Endpoint::new(Arc::clone(&metrics), Arc::clone(&queue))),
+            Arc::new(metrics::Endpoint::new(
+                Arc::clone(&metrics),
+                Arc::clone(&queue),
+            )),
             Arc::clone(&stop),
         )?);
     }

@@ -248,7 +248,9 @@ enum ReadError {
 impl From<io::Error> for ReadError {
     fn from(e: io::Error) -> ReadError {
         match e.kind() {
-            io::ErrorKind::TimedOut => ReadError::Answer(408, "request not received in time".to_owned()),
+            io::ErrorKind::TimedOut => {
+                ReadError::Answer(408, "request not received in time".to_owned())
+            }
             io::ErrorKind::UnexpectedEof => ReadError::Closed,
             _ => ReadError::Io(e),
         }
@@ -269,7 +271,8 @@ impl Connection<'_> {
     }
 
     fn serve(&mut self) -> io::Result<()> {
-        self.stream().set_write_timeout(Some(HTTP_REQUEST_TIMEOUT))?;
+        self.stream()
+            .set_write_timeout(Some(HTTP_REQUEST_TIMEOUT))?;
         let mut first = true;
         loop {
             if !first && !self.wait_for_next_request()? {
@@ -342,7 +345,13 @@ impl Connection<'_> {
             match stream.peek(&mut byte) {
                 Ok(0) => return Ok(false),
                 Ok(_) => return Ok(true),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(_) => return Ok(false),
             }
         }
@@ -457,7 +466,8 @@ impl Connection<'_> {
 
     fn read_body(&mut self, head: &Head) -> Result<Vec<u8>, ReadError> {
         let limit = self.body_bytes_max;
-        let too_large = || ReadError::Answer(413, format!("body exceeds the limit of {limit} bytes"));
+        let too_large =
+            || ReadError::Answer(413, format!("body exceeds the limit of {limit} bytes"));
         let mut body = Vec::new();
         if !head.chunked {
             let n = head.content_length.unwrap_or(0);
@@ -488,7 +498,10 @@ impl Connection<'_> {
             body.resize(start + size, 0);
             self.reader.read_exact(&mut body[start..])?;
             if !self.read_line()?.is_empty() {
-                return Err(ReadError::Answer(400, "chunk not followed by CRLF".to_owned()));
+                return Err(ReadError::Answer(
+                    400,
+                    "chunk not followed by CRLF".to_owned(),
+                ));
             }
         }
     }
@@ -497,7 +510,9 @@ impl Connection<'_> {
     fn read_line(&mut self) -> Result<Vec<u8>, ReadError> {
         const LINE_MAX: u64 = 1024;
         let mut line = Vec::new();
-        (&mut self.reader).take(LINE_MAX + 1).read_until(b'\n', &mut line)?;
+        (&mut self.reader)
+            .take(LINE_MAX + 1)
+            .read_until(b'\n', &mut line)?;
         if line.last() != Some(&b'\n') {
             return Err(if line.len() as u64 > LINE_MAX {
                 ReadError::Answer(400, "chunk line too long".to_owned())

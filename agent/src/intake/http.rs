@@ -90,7 +90,10 @@ impl Handler for Intake {
             ),
             _ => {
                 self.metrics.http_not_found.inc();
-                Some(Response::error(404, "not found: POST events to /, GET /healthz"))
+                Some(Response::error(
+                    404,
+                    "not found: POST events to /, GET /healthz",
+                ))
             }
         }
     }
@@ -137,7 +140,8 @@ impl Handler for Intake {
                     dropped_total = self.metrics.queue_dropped.get(),
                     "intake queue full: events refused with 503 and dropped"
                 );
-                Response::error(503, "queue full: events not accepted").with_header("Retry-After", "1")
+                Response::error(503, "queue full: events not accepted")
+                    .with_header("Retry-After", "1")
             }
             Err(PushError::Closed) => {
                 self.metrics.http_rejected_shutting_down.inc();
@@ -176,7 +180,10 @@ impl Intake {
         }
         self.metrics.http_rejected_unauthorized.inc();
         tracing::warn!(peer = %head.peer, "intake request without the shared secret refused");
-        Some(Response::error(401, "missing or wrong shared secret header"))
+        Some(Response::error(
+            401,
+            "missing or wrong shared secret header",
+        ))
     }
 }
 
