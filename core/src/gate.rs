@@ -181,7 +181,7 @@ impl Gate {
         EventFeatures {
             scan: self.membrane.scan(event, scratch),
             integrity: self.integrity.features(event),
-            observed: clamp01(event.geometry_norm),
+            observed: observed_norm(event.geometry_norm, self.policy.decision.ignore_invalid_norm),
         }
     }
 
@@ -193,6 +193,16 @@ impl Gate {
     /// Turnstile, cell state and kernel action (SPEC §5–6).
     pub fn resolve(&self, assessment: &Assessment, antibody_prev: f64) -> Resolution {
         resolve_with(&self.policy, self.decay, assessment, antibody_prev)
+    }
+}
+
+/// The geometry the gate observes: `clamp01(norm)` (SPEC §4), or, when the
+/// policy ignores invalid norms, 0 for anything outside [0, 1].
+pub fn observed_norm(norm: f64, ignore_invalid: bool) -> f64 {
+    if ignore_invalid && !(0.0..=1.0).contains(&norm) {
+        0.0
+    } else {
+        clamp01(norm)
     }
 }
 

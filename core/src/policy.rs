@@ -54,6 +54,11 @@ pub struct DecisionPolicy {
     /// `geometry = max(observed, geometry_base + geometry_slope · suspicion)`.
     pub geometry_base: f64,
     pub geometry_slope: f64,
+    /// Treat a geometry norm outside [0, 1] (or not finite) as no geometry
+    /// signal, instead of clamping it as the reference does. Under clamping a
+    /// single `"scbe.geometry_norm": Infinity` in an event's content forces
+    /// full membrane stress, a NECROTIC cell and HONEYPOT for that process.
+    pub ignore_invalid_norm: bool,
 }
 
 /// The turnstile (SPEC §5).
@@ -189,6 +194,7 @@ impl Policy {
                 quarantine: 0.30,
                 geometry_base: 0.20,
                 geometry_slope: 0.75,
+                ignore_invalid_norm: false,
             },
             turnstile: TurnstilePolicy {
                 domain: Domain::Antivirus,

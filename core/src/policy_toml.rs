@@ -145,6 +145,7 @@ struct DecisionDoc {
     quarantine: Num,
     geometry_base: Num,
     geometry_slope: Num,
+    ignore_invalid_norm: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -371,6 +372,9 @@ pub fn parse_policy(source: &str) -> Result<Policy, PolicyError> {
             &mut p.geometry_slope,
             d.geometry_slope,
         );
+        if let Some(flag) = d.ignore_invalid_norm {
+            p.ignore_invalid_norm = flag;
+        }
     }
     if let Some(t) = doc.turnstile {
         let p = &mut policy.turnstile;
@@ -805,6 +809,11 @@ pub fn policy_to_toml(policy: &Policy, title: &str) -> String {
         f(d.geometry_base),
         f(d.geometry_slope)
     ));
+    out.push_str(
+        "# true: a norm outside [0, 1] or not finite observes nothing (the reference\n\
+         # clamps it, so one `Infinity` in an event's content forces HONEYPOT).\n",
+    );
+    out.push_str(&format!("ignore_invalid_norm = {}\n", d.ignore_invalid_norm));
     out.push_str("\n[turnstile]\n# SPEC §5. Domains: antivirus, browser, vehicle, fleet, arxiv, patent, default.\n");
     out.push_str(&format!("domain = {}\n", toml_str(t.domain.as_str())));
     out.push_str("# Antibody load halves every half_life_events events.\n");
