@@ -74,7 +74,6 @@ pub fn run(config: Config) -> Result<ExitCode> {
         tracing::info!(addr = %server.local_addr(), secret = config.listen_secret.is_some(), "intake endpoint listening");
         let intake = Intake::new(
             HttpConfig {
-                body_bytes_max: config.body_bytes_max,
                 shared_secret: config.listen_secret.clone(),
                 queue_full_wait: config.queue_full_wait,
             },

@@ -27,8 +27,14 @@ fn quarantine_stops_the_process_and_quarantines_its_file() {
     let payload = dir.path().join("payload.sh");
     std::fs::write(&payload, b"#!/bin/sh\necho owned\n").unwrap();
     let qdir = dir.path().join("quarantine");
+    let audit = dir.path().join("audit.jsonl");
     let sleeper = Sleeper::start();
-    let mut agent = Agent::start(&apply_args(&["--quarantine-dir", qdir.to_str().unwrap()]));
+    let mut agent = Agent::start(&apply_args(&[
+        "--quarantine-dir",
+        qdir.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]));
 
     let record = agent.decide(&suspicious_event(
         sleeper.pid(),
@@ -55,6 +61,17 @@ fn quarantine_stops_the_process_and_quarantines_its_file() {
         .collect();
     assert!(detail.contains(&digest), "{detail}");
     assert!(detail.contains("via pidfd"), "{detail}");
+
+    // The audit log holds the applied plan, fsynced before the record.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["verdict"], "applied");
+    assert_eq!(&lines[0]["plan"], plan);
+    assert!(lines[0]["time_unix_nano"].as_i64().unwrap() > 0);
 
     let (code, _, stderr) = agent.finish();
     assert_eq!(code, 0);
@@ -97,7 +114,9 @@ fn throttle_renices_every_thread_by_ten() {
 #[test]
 fn refuses_pid_1_the_agent_its_parent_kernel_threads_and_wrong_names() {
     let sleeper = Sleeper::start();
-    let mut agent = Agent::start(&apply_args(&[]));
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut agent = Agent::start(&apply_args(&["--audit-log", audit.to_str().unwrap()]));
     let agent_pid = agent.pid();
     let cases = [
         (
@@ -141,6 +160,18 @@ fn refuses_pid_1_the_agent_its_parent_kernel_threads_and_wrong_names() {
         'S',
         "the mismatched process was not touched"
     );
+    let audit = std::fs::read_to_string(&audit).unwrap();
+    let verdicts: Vec<&str> = audit
+        .lines()
+        .map(|l| {
+            if l.contains("\"verdict\":\"refused\"") {
+                "refused"
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert_eq!(verdicts, vec!["refused"; 7]);
     let (code, _, stderr) = agent.finish();
     assert_eq!(code, 3, "a refusal is an enforcement failure");
     assert_eq!(summary(&stderr)["enforcement_refused"], 7);

@@ -29,10 +29,9 @@ use crate::metrics::Metrics;
 use crate::queue::{Item, Producer, PushError, Source};
 use crate::secret::Secret;
 
-/// How the intake endpoint behaves.
+/// How the intake endpoint behaves (the body limit is the server's).
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    pub body_bytes_max: usize,
     /// `(header name, secret)`: required on `POST /` when set.
     pub shared_secret: Option<(String, Secret)>,
     pub queue_full_wait: Duration,
