@@ -22,7 +22,7 @@ cd "$here"
 
 secs="${1:-60}"
 shift || true
-all_targets=(falco_line policy_toml http_body)
+all_targets=(falco_line policy_toml http_body http_server)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
@@ -75,6 +75,11 @@ seed() {
                 n=$((n + 1))
             done
             ;;
+        http_server)
+            for f in "$here"/seeds/http_server/*.http; do
+                [ -f "$f" ] && cp "$f" "corpus/$target/seed-$(basename "$f")"
+            done
+            ;;
         policy_toml)
             for f in "$root"/corpora/policies/*.toml "$here"/seeds/policy_toml/*.toml; do
                 [ -f "$f" ] && cp "$f" "corpus/$target/seed-$(basename "$f")"
@@ -86,6 +91,7 @@ seed() {
 dict_for() {
     case "$1" in
         policy_toml) echo "$here/dict/policy.dict" ;;
+        http_server) echo "$here/dict/http.dict" ;;
         *) echo "$here/dict/falco.dict" ;;
     esac
 }

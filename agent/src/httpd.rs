@@ -491,7 +491,9 @@ impl Connection<'_> {
                 }
                 return Err(ReadError::Answer(400, "too many trailers".to_owned()));
             }
-            if body.len() + size > limit {
+            // `size` comes from the client (up to usize::MAX): compare
+            // without adding, so no size can overflow past the check.
+            if size > limit - body.len() {
                 return Err(too_large());
             }
             let start = body.len();
