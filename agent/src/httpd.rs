@@ -15,6 +15,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -154,8 +155,16 @@ impl Server {
                                         stop: &stop,
                                         body_bytes_max,
                                     };
-                                    if let Err(err) = conn.serve() {
-                                        tracing::debug!(%peer, %err, "connection ended with an error");
+                                    // A bug in a handler must cost one
+                                    // connection, never a serving thread.
+                                    match catch_unwind(AssertUnwindSafe(|| conn.serve())) {
+                                        Ok(Ok(())) => {}
+                                        Ok(Err(err)) => {
+                                            tracing::debug!(%peer, %err, "connection ended with an error");
+                                        }
+                                        Err(_) => {
+                                            tracing::error!(%peer, "internal error while serving a connection; connection dropped");
+                                        }
                                     }
                                 }
                                 Err(err) => {

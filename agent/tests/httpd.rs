@@ -167,6 +167,16 @@ fn limits_are_checked_before_buffering() {
         .unwrap();
     assert_eq!(read_response(&mut stream).0, 413);
 
+    // A chunk size that would overflow a length computation: 413, and the
+    // serving threads survive it.
+    for _ in 0..3 {
+        let mut stream = server.connect();
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nX\r\nffffffffffffffff\r\nx\r\n0\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut stream).0, 413);
+    }
+
     // A head without end is cut at its limit.
     let mut stream = server.connect();
     let mut head = b"GET / HTTP/1.1\r\n".to_vec();
