@@ -11,7 +11,6 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
 use scbe_agent::limits::{HTTP_BODY_BYTES_DEFAULT, HTTP_WORKERS};
@@ -234,7 +233,7 @@ fn write_parts(mut to: impl Write, parts: &[(&[u8], u64)]) -> std::io::Result<()
 }
 
 const HUGE_BYTES: u64 = 100 << 20;
-const BLOCK: [u8; 64 << 10] = [b'x'; 64 << 10];
+static BLOCK: [u8; 64 << 10] = [b'x'; 64 << 10];
 
 /// The resident-set bound for a run that saw a 100 MB line: the line cap
 /// (1 MiB), buffers and tables, far below the line itself.
