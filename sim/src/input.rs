@@ -23,6 +23,9 @@ const _: () = assert!(
 /// bytes consumed from the underlying file.
 pub struct Corpus {
     pub reader: Box<dyn Read + Send>,
+    /// The input is a live stream (stdin): batches close as soon as no more
+    /// input is ready, so decisions are not held back waiting for a full batch.
+    pub live: bool,
     /// Size of the file on disk, when known.
     pub total_bytes: Option<u64>,
     pub bytes_read: Arc<AtomicU64>,
@@ -32,6 +35,20 @@ pub struct Corpus {
 impl std::fmt::Debug for Corpus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Corpus").field("name", &self.name).finish()
+    }
+}
+
+impl Corpus {
+    /// An in-memory corpus (tests, generated inputs).
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Corpus {
+        let total = bytes.len() as u64;
+        Corpus {
+            reader: Box::new(io::Cursor::new(bytes)),
+            live: false,
+            total_bytes: Some(total),
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            name: name.to_owned(),
+        }
     }
 }
 
@@ -45,6 +62,7 @@ pub fn open_corpus(path: &str) -> Result<Corpus> {
         };
         return Ok(Corpus {
             reader: Box::new(reader),
+            live: true,
             total_bytes: None,
             bytes_read,
             name: "<stdin>".to_owned(),
@@ -64,6 +82,7 @@ pub fn open_corpus(path: &str) -> Result<Corpus> {
     };
     Ok(Corpus {
         reader,
+        live: false,
         total_bytes,
         bytes_read,
         name: path.to_owned(),
@@ -118,6 +137,8 @@ pub struct LineReader<R> {
     /// The previous line ended in `\r`: a leading `\n` belongs to it.
     after_cr: bool,
     eof: bool,
+    /// Close a batch when stdin has nothing ready (see [`Corpus::live`]).
+    live: bool,
 }
 
 impl<R: Read> LineReader<R> {
@@ -127,6 +148,15 @@ impl<R: Read> LineReader<R> {
             next_line_no: 1,
             after_cr: false,
             eof: false,
+            live: false,
+        }
+    }
+
+    /// A reader of stdin that closes each batch once no more input is ready.
+    pub fn live(inner: R) -> LineReader<R> {
+        LineReader {
+            live: true,
+            ..LineReader::new(inner)
         }
     }
 
@@ -138,6 +168,13 @@ impl<R: Read> LineReader<R> {
             && batch.lines.len() < BATCH_LINES_MAX
             && batch.data.len() < BATCH_BYTES_MAX - LINE_BYTES_MAX
         {
+            if self.live
+                && !batch.lines.is_empty()
+                && self.inner.buffer().is_empty()
+                && !stdin_ready()
+            {
+                break;
+            }
             self.read_line(batch)?;
         }
         Ok(!batch.lines.is_empty())
@@ -200,6 +237,16 @@ impl<R: Read> LineReader<R> {
         });
         self.next_line_no += 1;
     }
+}
+
+/// Whether stdin has input (or end of file) ready without blocking.
+fn stdin_ready() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    // On error, behave as if input were ready: the read reports the problem.
+    poll(&mut fds, PollTimeout::ZERO).map_or(true, |n| n > 0)
 }
 
 /// The first `max_chars` characters of a raw line, for error reports.

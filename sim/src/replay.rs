@@ -219,10 +219,15 @@ pub fn replay(
     let (batch_tx, batch_rx) = mpsc::sync_channel::<io::Result<Batch>>(2);
     let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
     let reader_input = corpus.reader;
+    let live = corpus.live;
     let reader = std::thread::Builder::new()
         .name("scbe-reader".to_owned())
         .spawn(move || {
-            let mut lines = LineReader::new(reader_input);
+            let mut lines = if live {
+                LineReader::live(reader_input)
+            } else {
+                LineReader::new(reader_input)
+            };
             loop {
                 let mut batch = recycle_rx.try_recv().unwrap_or_default();
                 match lines.next_batch(&mut batch) {
@@ -308,6 +313,12 @@ pub fn replay(
                 }
             }
         }
+        if config
+            .max_events
+            .is_some_and(|max| summary.events_seen >= max)
+        {
+            done = true;
+        }
         let _ = recycle_tx.send(batch);
 
         // Stage 3: render in parallel chunks; write in order.
@@ -339,6 +350,11 @@ pub fn replay(
             }
             out.write_all(chunk.text.as_bytes())?;
         }
+        if live {
+            // A live stream's decisions are wanted now, not when a buffer fills.
+            out.flush()?;
+            errors.flush()?;
+        }
         progress.update(summary.events_seen);
         if done {
             break;
@@ -346,8 +362,12 @@ pub fn replay(
     }
     drop(batch_rx);
     out.flush()?;
-    // The reader exits on its own once the channel is closed.
-    let _ = reader.join();
+    // The reader exits on its own once the channel is closed. After
+    // `--max-events` it may be blocked reading a live stdin, so only a reader
+    // that ran to the end of its input is joined.
+    if !done {
+        let _ = reader.join();
+    }
     progress.finish();
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.state_evictions = bridge.table().evictions();

@@ -30,6 +30,7 @@ fn shipped_policy(name: &str) -> Policy {
 
 fn corpus(bytes: Vec<u8>) -> Corpus {
     Corpus {
+        live: false,
         reader: Box::new(Cursor::new(bytes)),
         total_bytes: None,
         bytes_read: Arc::new(AtomicU64::new(0)),

@@ -15,6 +15,7 @@ use scbe_sim::tune::{tune, FeatureTable, Grid, Objective};
 
 fn corpus(bytes: Vec<u8>) -> Corpus {
     Corpus {
+        live: false,
         reader: Box::new(Cursor::new(bytes)),
         total_bytes: None,
         bytes_read: Arc::new(AtomicU64::new(0)),

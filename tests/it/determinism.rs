@@ -43,6 +43,7 @@ fn generated_corpus_digest_is_the_same_at_1_2_and_7_threads() {
     let run = |threads: usize| {
         let config = crate::support::config(policy.clone(), threads, true);
         let corpus = scbe_sim::input::Corpus {
+            live: false,
             reader: Box::new(std::io::Cursor::new(corpus.clone())),
             total_bytes: None,
             bytes_read: Default::default(),

@@ -315,6 +315,7 @@ fn a_100_mb_line_is_one_error_and_the_run_goes_on() {
     assert!(bytes > HUGE_LINE_BYTES);
 
     let corpus = Corpus {
+        live: false,
         reader: Box::new(huge_then_valid()),
         total_bytes: None,
         bytes_read: Default::default(),
@@ -578,6 +579,7 @@ proptest! {
             }
         }
         let corpus = Corpus {
+            live: false,
             reader: Box::new(std::io::Cursor::new(text.clone())),
             total_bytes: None,
             bytes_read: Default::default(),

@@ -129,6 +129,7 @@ proptest! {
         }).collect();
         let run = |threads: usize| {
             let corpus = scbe_sim::input::Corpus {
+                live: false,
                 reader: Box::new(std::io::Cursor::new(text.clone().into_bytes())),
                 total_bytes: None,
                 bytes_read: Default::default(),

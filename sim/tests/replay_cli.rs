@@ -1,0 +1,180 @@
+//! The `scbe-sim replay` command line as scripts use it: flags, streams,
+//! exit codes, and live stdin.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn sim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scbe-sim"))
+}
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../corpora/examples")
+        .join(name)
+}
+
+fn summary(stderr: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stderr);
+    let last = text.lines().last().expect("a summary line");
+    serde_json::from_str(last).expect("the summary is JSON")
+}
+
+#[test]
+fn rejected_lines_go_to_stderr_with_line_numbers_and_exit_2() {
+    let out = sim()
+        .args(["replay", "-q"])
+        .arg(example("malformed-lines.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with("{\"line\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<u64> = errors.iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![4, 5, 6, 12, 13]);
+    for e in &errors {
+        let keys: Vec<&String> = e.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["line", "error", "raw"]);
+    }
+    let s = summary(&out.stderr);
+    assert_eq!(s["errors"], 5);
+    assert_eq!(s["events_seen"], 12);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 7);
+}
+
+#[test]
+fn clean_input_exits_0_and_alerts_only_filters_allow() {
+    let all = sim()
+        .args(["replay", "-q"])
+        .arg(example("attack-chain.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(all.status.code(), Some(0));
+    let alerts = sim()
+        .args(["replay", "-q", "--alerts-only"])
+        .arg(example("attack-chain.jsonl"))
+        .output()
+        .unwrap();
+    let n_all = String::from_utf8_lossy(&all.stdout).lines().count();
+    let alert_lines: Vec<String> = String::from_utf8_lossy(&alerts.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(alert_lines.len() < n_all);
+    assert!(alert_lines
+        .iter()
+        .all(|l| !l.contains("\"kernel_action\":\"ALLOW\"")));
+    assert_eq!(
+        summary(&alerts.stderr)["events_emitted"],
+        alert_lines.len() as u64
+    );
+}
+
+#[test]
+fn output_file_digest_and_threads_agree() {
+    let dir = std::env::temp_dir().join(format!("scbe-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut digests = Vec::new();
+    for threads in ["1", "3"] {
+        let path = dir.join(format!("out-{threads}.jsonl"));
+        let out = sim()
+            .args([
+                "replay",
+                "-q",
+                "--digest",
+                "--emit-enforcement",
+                "--threads",
+                threads,
+                "--output",
+            ])
+            .arg(&path)
+            .arg(example("clean-workload.jsonl"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(out.stdout.is_empty(), "records go to --output");
+        digests.push(
+            summary(&out.stderr)["output_sha256"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10);
+    }
+    assert_eq!(digests[0], digests[1]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn max_events_stops_early() {
+    let out = sim()
+        .args(["replay", "-q", "--max-events", "3"])
+        .arg(example("clean-workload.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert_eq!(summary(&out.stderr)["events_seen"], 3);
+}
+
+#[test]
+fn live_stdin_gets_each_decision_without_waiting_for_more_input() {
+    let mut child = sim()
+        .args(["replay", "-", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    for name in ["first", "second"] {
+        writeln!(stdin, "{{\"output_fields\":{{\"proc.name\":\"{name}\"}}}}").unwrap();
+        stdin.flush().unwrap();
+        // stdin stays open: the record must come anyway.
+        let record = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a decision while stdin is open");
+        assert!(
+            record.contains(&format!("\"process_name\":\"{name}\"")),
+            "{record}"
+        );
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn bad_policy_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("scbe-sim-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("bad.toml");
+    std::fs::write(&policy, "[decision]\n\ndeny = 1.7\n").unwrap();
+    let out = sim()
+        .args(["replay", "--policy"])
+        .arg(&policy)
+        .arg(example("clean-workload.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("decision.deny = 1.7: threshold is outside [0, 1] at line 3"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
