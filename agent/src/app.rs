@@ -138,12 +138,8 @@ pub fn run(config: Config) -> Result<ExitCode> {
     }
     soc.join();
     for handle in threads {
-        // A stdin reader blocked in read() cannot be woken; process exit ends it.
-        if handle.is_finished() || handle.thread().name() != Some("scbe-stdin") {
-            let _ = handle.join();
-        }
+        let _ = handle.join();
     }
-    eprintln!("{}", summary::to_json(&metrics, soc.pending()));
     tracing::info!(
         events = metrics.events_seen.get(),
         errors = summary::errors(&metrics),
@@ -151,6 +147,8 @@ pub fn run(config: Config) -> Result<ExitCode> {
         failed = metrics.enforcement_failed.get(),
         "scbe-agent stopped"
     );
+    // The summary is the last line on stderr, as in the reference.
+    eprintln!("{}", summary::to_json(&metrics, soc.pending()));
     match output_error {
         Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("cannot write output"),
         // A closed stdout (`| head`) is a normal way to stop.
@@ -359,7 +357,10 @@ fn start_sources(
             let file = File::open(input).with_context(|| format!("cannot open input {input}"))?;
             (input.clone(), Box::new(file), Source::File)
         };
-        threads.push(intake::stream::spawn(
+        // Not joined: a reader blocked in read() (stdin, a FIFO) cannot be
+        // woken, and it ends by itself at end of input, when the queue
+        // closes, or with the process.
+        drop(intake::stream::spawn(
             name,
             reader,
             queue.producer(),
