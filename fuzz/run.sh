@@ -4,7 +4,7 @@
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 s, all targets)
 #
 # Seeds come from the repository's corpora (corpora/examples, corpora/hostile,
-# corpora/policies, fuzz/seeds) and, when present, ../shared/corpora/real. They
+# corpora/policies, fuzz/seeds, fuzz/regressions) and, when present, ../shared/corpora/real. They
 # are copied into fuzz/corpus/<target>/ at run time (git-ignored), so shared
 # data is never committed. Crashes land in fuzz/artifacts/<target>/; logs in
 # fuzz/logs/. Exit status 1 when any target found a crash.
@@ -59,6 +59,10 @@ seed_lines() {
 seed() {
     local target="$1" f
     mkdir -p "corpus/$target"
+    # Inputs that once crashed a target stay in its corpus.
+    for f in "$here/regressions/$target"/*; do
+        [ -f "$f" ] && cp "$f" "corpus/$target/regression-$(basename "$f")"
+    done
     case "$target" in
         falco_line | http_body)
             local sources=("$root"/corpora/examples/*.jsonl "$root"/corpora/hostile/*.jsonl)

@@ -101,7 +101,9 @@ pub fn save(path: &Path, table: &AntibodyTable) -> io::Result<()> {
 }
 
 /// Read a state file. `Ok(None)` when it does not exist (first start).
+/// Temporary files left by saves that were killed mid-write are removed.
 pub fn load(path: &Path) -> Result<Option<Vec<(String, f64)>>, StateError> {
+    remove_stale_temps(path);
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -140,6 +142,32 @@ pub fn load(path: &Path) -> Result<Option<Vec<(String, f64)>>, StateError> {
         }
     }
     Ok(Some(state.entries))
+}
+
+/// Remove `.NAME.tmp-PID` files next to `path` that this process did not
+/// write: each is a save that never reached its rename (SIGKILL, power
+/// loss), up to a whole state file in size, and nothing else reads them.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let own = format!("{prefix}{}", std::process::id());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if file_name.starts_with(&prefix) && file_name != own {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Move a corrupt state file aside (`PATH.corrupt-UNIXSECONDS`).

@@ -6,7 +6,9 @@
 //! MESSAGE (the action as compact JSON, as the reference sent it),
 //! PRIORITY=4, SYSLOG_IDENTIFIER=scbe-linux-enforcement, SCBE_KERNEL_ACTION,
 //! SCBE_PROCESS_KEY, SCBE_PID. When the socket is absent (no journald on this
-//! host) the entry goes to the agent's own log instead, and the detail says so.
+//! host) or not taking entries (its queue is full: the send never blocks the
+//! decision loop), the entry goes to the agent's own log instead, and the
+//! detail says so.
 
 use std::io;
 use std::os::unix::net::UnixDatagram;
@@ -40,7 +42,13 @@ impl JournaldBackend {
 
     fn send(&mut self, datagram: &[u8]) -> io::Result<()> {
         if self.socket.is_none() {
-            self.socket = Some(UnixDatagram::unbound()?);
+            let socket = UnixDatagram::unbound()?;
+            // A journal that stops reading fills its queue (net.unix.max_dgram_qlen,
+            // 10 by default); a blocking send would then stall every decision.
+            // Non-blocking, a full queue is `WouldBlock` and the entry falls back
+            // to the agent's log like a missing journal.
+            socket.set_nonblocking(true)?;
+            self.socket = Some(socket);
         }
         let socket = self.socket.as_ref().expect("socket just created");
         socket.send_to(datagram, &self.socket_path).map(|_| ())
@@ -158,7 +166,9 @@ impl Backend for JournaldBackend {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::WouldBlock
                 ) =>
             {
                 self.metrics.journald_fallbacks.inc();
