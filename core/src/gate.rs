@@ -181,7 +181,10 @@ impl Gate {
         EventFeatures {
             scan: self.membrane.scan(event, scratch),
             integrity: self.integrity.features(event),
-            observed: observed_norm(event.geometry_norm, self.policy.decision.ignore_invalid_norm),
+            observed: observed_norm(
+                event.geometry_norm,
+                self.policy.decision.ignore_invalid_norm,
+            ),
         }
     }
 

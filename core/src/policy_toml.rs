@@ -813,7 +813,10 @@ pub fn policy_to_toml(policy: &Policy, title: &str) -> String {
         "# true: a norm outside [0, 1] or not finite observes nothing (the reference\n\
          # clamps it, so one `Infinity` in an event's content forces HONEYPOT).\n",
     );
-    out.push_str(&format!("ignore_invalid_norm = {}\n", d.ignore_invalid_norm));
+    out.push_str(&format!(
+        "ignore_invalid_norm = {}\n",
+        d.ignore_invalid_norm
+    ));
     out.push_str("\n[turnstile]\n# SPEC §5. Domains: antivirus, browser, vehicle, fleet, arxiv, patent, default.\n");
     out.push_str(&format!("domain = {}\n", toml_str(t.domain.as_str())));
     out.push_str("# Antibody load halves every half_life_events events.\n");
