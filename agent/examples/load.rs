@@ -172,7 +172,9 @@ impl Client {
             if let Some((k, v)) = line.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse().unwrap_or(0);
-                } else if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close") {
+                } else if k.eq_ignore_ascii_case("connection")
+                    && v.trim().eq_ignore_ascii_case("close")
+                {
                     close = true;
                 }
             }
@@ -191,7 +193,11 @@ fn queued(answer: &[u8]) -> u64 {
     let text = String::from_utf8_lossy(answer);
     text.split("\"queued\":")
         .nth(1)
-        .and_then(|rest| rest.trim_start().split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|rest| {
+            rest.trim_start()
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
@@ -200,7 +206,10 @@ fn queued(answer: &[u8]) -> u64 {
 fn record_pid(line: &[u8]) -> Option<u64> {
     let at = line.windows(6).position(|w| w == b"\"pid\":")? + 6;
     let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&line[at..at + digits]).ok()?.parse().ok()
+    std::str::from_utf8(&line[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// A quantile from Prometheus histogram buckets (`name_bucket{le="x"} n`),
@@ -211,21 +220,33 @@ fn bucket_quantile(metrics: &str, name: &str, q: f64) -> u64 {
         .filter_map(|l| l.strip_prefix(&format!("{name}_bucket{{le=\"")))
         .filter_map(|rest| {
             let (le, n) = rest.split_once("\"} ")?;
-            Some((le.parse::<f64>().unwrap_or(f64::INFINITY), n.trim().parse().ok()?))
+            Some((
+                le.parse::<f64>().unwrap_or(f64::INFINITY),
+                n.trim().parse().ok()?,
+            ))
         })
         .collect();
     let total = buckets.last().map_or(0.0, |b| b.1);
     buckets
         .iter()
         .find(|(_, n)| *n >= q * total)
-        .map_or(0, |(le, _)| if le.is_finite() { (le * 1e6) as u64 } else { u64::MAX })
+        .map_or(0, |(le, _)| {
+            if le.is_finite() {
+                (le * 1e6) as u64
+            } else {
+                u64::MAX
+            }
+        })
 }
 
 fn http_get(addr: &str, path: &str) -> String {
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return String::new();
     };
-    let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n"
+    );
     let mut text = String::new();
     let _ = stream.read_to_string(&mut text);
     text
@@ -243,7 +264,10 @@ fn logged_addr(lines: &Arc<Mutex<Vec<String>>>, message: &str) -> String {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "the agent never logged {message:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the agent never logged {message:?}"
+        );
         // Polling the agent's log for an address; not a synchronization sleep.
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -252,7 +276,14 @@ fn logged_addr(lines: &Arc<Mutex<Vec<String>>>, message: &str) -> String {
 /// Run the load test.
 pub fn run(config: &LoadConfig) -> LoadReport {
     let mut child: Child = Command::new(&config.agent)
-        .args(["--log-format", "json", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args([
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
         .args(&config.agent_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -305,8 +336,12 @@ pub fn run(config: &LoadConfig) -> LoadReport {
     let acknowledged = Arc::new(Mutex::new(vec![false; n]));
     let senders: Vec<_> = (0..config.connections)
         .map(|_| {
-            let (addr, next_batch, acknowledged, config) =
-                (addr.clone(), Arc::clone(&next_batch), Arc::clone(&acknowledged), config.clone());
+            let (addr, next_batch, acknowledged, config) = (
+                addr.clone(),
+                Arc::clone(&next_batch),
+                Arc::clone(&acknowledged),
+                config.clone(),
+            );
             std::thread::spawn(move || {
                 let mut client = Client { addr, stream: None };
                 let mut histogram = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).unwrap();
@@ -331,7 +366,11 @@ pub fn run(config: &LoadConfig) -> LoadReport {
                         requests += 1;
                         match status {
                             200 => {
-                                assert_eq!(queued(&answer), last - first, "a whole batch is queued");
+                                assert_eq!(
+                                    queued(&answer),
+                                    last - first,
+                                    "a whole batch is queued"
+                                );
                                 let mut acked = acknowledged.lock().unwrap();
                                 for i in first..last {
                                     acked[i as usize] = true;
@@ -346,7 +385,10 @@ pub fn run(config: &LoadConfig) -> LoadReport {
                                 // Retry-After says 1 s; a short pause keeps the test quick.
                                 std::thread::sleep(Duration::from_millis(20));
                             }
-                            other => panic!("unexpected status {other}: {}", String::from_utf8_lossy(&answer)),
+                            other => panic!(
+                                "unexpected status {other}: {}",
+                                String::from_utf8_lossy(&answer)
+                            ),
                         }
                     }
                 }
@@ -376,7 +418,10 @@ pub fn run(config: &LoadConfig) -> LoadReport {
     let seconds = started.elapsed().as_secs_f64();
     let metrics = http_get(&metrics_addr, "/metrics");
     peak = peak.max(peak_rss_kib(pid));
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let status = child.wait().unwrap();
     let (counts, unexpected_records) = stdout_thread.join().unwrap();
     stderr_thread.join().unwrap();
@@ -470,7 +515,11 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let mut config = LoadConfig {
         // target/<profile>/examples/load -> target/<profile>/scbe-agent
-        agent: exe.parent().and_then(|p| p.parent()).unwrap().join("scbe-agent"),
+        agent: exe
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap()
+            .join("scbe-agent"),
         events: 1_000_000,
         connections: 8,
         batch: 100,

@@ -23,7 +23,10 @@ fn every_acknowledged_event_gets_exactly_one_record() {
     let report = load::run(&config);
     load::print(&config, &report);
     assert_eq!(report.events_sent, config.events);
-    assert_eq!(report.events_acknowledged, config.events, "every batch was accepted in the end");
+    assert_eq!(
+        report.events_acknowledged, config.events,
+        "every batch was accepted in the end"
+    );
     assert!(report.is_exact(), "{report:?}");
     assert_eq!(report.exit_code, Some(0));
 }
@@ -37,12 +40,21 @@ fn a_small_queue_refuses_loudly_and_loses_nothing_it_acknowledged() {
         events: 5_000,
         connections: 8,
         batch: 50,
-        agent_args: vec!["--queue-capacity".into(), "100".into(), "--queue-full-wait-ms".into(), "0".into()],
+        agent_args: vec![
+            "--queue-capacity".into(),
+            "100".into(),
+            "--queue-full-wait-ms".into(),
+            "0".into(),
+        ],
         retry: true,
     };
     let report = load::run(&config);
     load::print(&config, &report);
     assert!(report.is_exact(), "{report:?}");
     assert_eq!(report.events_acknowledged, config.events);
-    assert_eq!(report.queue_dropped, report.refused_503 * config.batch as u64, "every refused event counted");
+    assert_eq!(
+        report.queue_dropped,
+        report.refused_503 * config.batch as u64,
+        "every refused event counted"
+    );
 }
