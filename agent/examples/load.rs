@@ -93,9 +93,9 @@ const CMDLINES: [&str; 4] = [
 fn event(index: u64, out: &mut Vec<u8>) {
     let pid = PID_BASE + index;
     let cmd = CMDLINES[(index % CMDLINES.len() as u64) as usize];
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "{{\"hostname\":\"load-{host}\",\"output\":\"exec\",\"priority\":\"Notice\",\"rule\":\"Load test exec\",\"source\":\"syscall\",\"time\":\"2026-11-28T08:00:00.000000000Z\",\"output_fields\":{{\"evt.type\":\"execve\",\"proc.pid\":{pid},\"proc.name\":\"p{name}\",\"proc.pname\":\"bash\",\"proc.cmdline\":\"{cmd}\",\"fd.name\":\"/usr/bin/p{name}\",\"container.id\":\"host\"}}}}\n",
+        "{{\"hostname\":\"load-{host}\",\"output\":\"exec\",\"priority\":\"Notice\",\"rule\":\"Load test exec\",\"source\":\"syscall\",\"time\":\"2026-11-28T08:00:00.000000000Z\",\"output_fields\":{{\"evt.type\":\"execve\",\"proc.pid\":{pid},\"proc.name\":\"p{name}\",\"proc.pname\":\"bash\",\"proc.cmdline\":\"{cmd}\",\"fd.name\":\"/usr/bin/p{name}\",\"container.id\":\"host\"}}}}",
         host = index % 16,
         name = index % 97,
     );
