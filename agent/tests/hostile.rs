@@ -421,3 +421,27 @@ fn a_chunk_size_of_usize_max_is_413_and_no_worker_dies() {
     assert_eq!(code, 0);
     assert_eq!(summary(&stderr)["events_seen"], 1);
 }
+
+/// `O_NOFOLLOW` covers only the last path component: a target reached
+/// through a symlinked directory is judged by where the open descriptor
+/// really points, so an event naming `/tmp/x/link-to-etc/passwd` cannot get
+/// `/etc/passwd` copied or chmod-ed.
+#[test]
+fn a_target_behind_a_symlinked_directory_is_judged_by_its_real_path() {
+    use scbe_agent::enforce::quarantine::Quarantine;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("link-to-etc");
+    std::os::unix::fs::symlink("/etc", &link).unwrap();
+    let q = Quarantine::new(dir.path().join("q"), &[]);
+    let before = std::fs::metadata("/etc/passwd").map(|m| m.permissions());
+    let err = q
+        .quarantine(link.join("passwd").to_str().unwrap(), "cat", "5")
+        .unwrap_err();
+    assert!(err.contains("is under protected path /etc"), "{err}");
+    assert_eq!(std::fs::metadata("/etc/passwd").map(|m| m.permissions()).ok(), before.ok());
+    // `..` inside the target resolves the same way.
+    let dotdot = format!("{}/../../../../../../etc/passwd", dir.path().display());
+    let err = q.quarantine(&dotdot, "cat", "5").unwrap_err();
+    assert!(err.contains("is under protected path /etc"), "{err}");
+    assert!(!dir.path().join("q").exists(), "nothing was copied");
+}
