@@ -496,3 +496,92 @@ fn a_newline_in_event_content_cannot_forge_a_log_line() {
         }
     }
 }
+
+/// The bearer token, credentials in the SOC URL and the intake secret never
+/// reach records, logs (at debug level), error answers or spool files — on the
+/// paths where they are most likely to leak: failed deliveries, refused
+/// intake requests.
+#[test]
+fn secrets_never_reach_records_logs_answers_or_the_spool() {
+    const TOKEN: &str = "tok-9f8e7d6c5b4a";
+    const URL_PASSWORD: &str = "urlpw-1a2b3c";
+    const QUERY_KEY: &str = "qkey-4d5e6f";
+    const LISTEN_SECRET: &str = "listen-7a8b9c";
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let secret_file = dir.path().join("listen-secret");
+    std::fs::write(&secret_file, format!("{LISTEN_SECRET}\n")).unwrap();
+    // Nothing listens on the SOC port: every delivery fails and is spooled.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://soc:{URL_PASSWORD}@127.0.0.1:{port}/ingest?key={QUERY_KEY}");
+    let agent = Agent::start_with(
+        &[
+            "--log-level",
+            "debug",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-secret-file",
+            secret_file.to_str().unwrap(),
+            "--apply-enforcement",
+            "--enforcement-backends",
+            "soc",
+            "--enforcement-cooldown",
+            "0",
+            "--soc-endpoint",
+            &endpoint,
+            "--soc-spool-dir",
+            spool.to_str().unwrap(),
+            "--soc-timeout-seconds",
+            "0.2",
+        ],
+        |c| {
+            c.env("SCBE_SOC_BEARER_TOKEN", TOKEN);
+        },
+    );
+    let url = format!("http://{}/", agent.logged_addr("intake endpoint listening"));
+    let mut answers = String::new();
+    for (i, header) in [None, Some("wrong"), Some(LISTEN_SECRET)]
+        .into_iter()
+        .enumerate()
+    {
+        let headers: Vec<(&str, &str)> = header.map(|h| ("X-SCBE-Token", h)).into_iter().collect();
+        let event = suspicious_event(9000 + i as u32, "curl", "/tmp/a");
+        let (status, body) = http_post(&url, event.as_bytes(), &headers);
+        assert_eq!(
+            status,
+            if header == Some(LISTEN_SECRET) {
+                200
+            } else {
+                401
+            },
+            "{body}"
+        );
+        answers.push_str(&body);
+    }
+    agent.stdout.wait_for_len(1);
+    wait_until("the action to be spooled", || {
+        std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0) >= 1
+    });
+    let (code, stdout, stderr) = agent.terminate();
+    assert_eq!(code, 3);
+    let mut everything = stdout.snapshot().join("\n") + &stderr.snapshot().join("\n") + &answers;
+    for entry in std::fs::read_dir(&spool).unwrap() {
+        everything.push_str(&String::from_utf8_lossy(
+            &std::fs::read(entry.unwrap().path()).unwrap(),
+        ));
+    }
+    assert!(
+        everything.contains("soc sink request failed"),
+        "the failure path ran"
+    );
+    for secret in [TOKEN, URL_PASSWORD, QUERY_KEY, LISTEN_SECRET] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
+    }
+}
