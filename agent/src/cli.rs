@@ -236,19 +236,7 @@ pub fn load_gate(path: Option<&std::path::Path>) -> Result<Gate> {
 
 /// `systemd,journald` → names, each checked against the known backends.
 pub fn parse_backends(list: &str) -> Result<Vec<String>> {
-    let names: Vec<String> = list
-        .split(',')
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for name in &names {
-        ensure!(
-            scbe_core::policy_toml::BACKEND_NAMES.contains(&name.as_str()),
-            "unknown enforcement backend {name:?} (expected one of {})",
-            scbe_core::policy_toml::BACKEND_NAMES.join(", ")
-        );
-    }
-    Ok(names)
+    Ok(scbe_core::policy_toml::parse_backend_list(list)?)
 }
 
 fn seconds(name: &str, value: f64) -> Result<Duration> {

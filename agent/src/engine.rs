@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use scbe_core::falco::LineError;
+use scbe_core::falco::{raw_prefix, LineError};
 use scbe_core::limits::{ERROR_RAW_CHARS_MAX, LINE_BYTES_MAX};
 use scbe_core::{Bridge, Clock, DecisionRecord, KernelAction, LineOutcome};
 
@@ -240,13 +240,4 @@ impl Engine {
             enforcer.rearm();
         }
     }
-}
-
-/// The first `max_chars` characters of a raw line, for error reports.
-fn raw_prefix(raw: &[u8], max_chars: usize) -> String {
-    let cut = raw.len().min(max_chars * 4);
-    String::from_utf8_lossy(&raw[..cut])
-        .chars()
-        .take(max_chars)
-        .collect()
 }

@@ -88,6 +88,16 @@ pub fn classify_line(raw: &[u8]) -> Result<RawLine<'_>, LineError> {
     }
 }
 
+/// The first `max_chars` characters of a raw line, for error reports (invalid
+/// UTF-8 shown as U+FFFD).
+pub fn raw_prefix(raw: &[u8], max_chars: usize) -> String {
+    let cut = raw.len().min(max_chars.saturating_mul(4));
+    String::from_utf8_lossy(&raw[..cut])
+        .chars()
+        .take(max_chars)
+        .collect()
+}
+
 /// Parse a stripped, non-blank line into a kernel event.
 pub fn parse_event(line: &str, options: &MappingOptions) -> Result<KernelEvent, LineError> {
     let doc = FalcoDoc::read(line)?;

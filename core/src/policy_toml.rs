@@ -21,6 +21,27 @@ use crate::turnstile::Domain;
 /// Enforcement backends a policy or command line may name.
 pub const BACKEND_NAMES: &[&str] = &["signal", "systemd", "journald", "soc"];
 
+/// `systemd,journald` → backend names (trimmed, lowercased), each checked
+/// against [`BACKEND_NAMES`]. Shared by `--enforcement-backends` everywhere.
+pub fn parse_backend_list(list: &str) -> Result<Vec<String>, PolicyError> {
+    let names: Vec<String> = list
+        .split(',')
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    match names.iter().find(|n| !BACKEND_NAMES.contains(&n.as_str())) {
+        Some(bad) => Err(PolicyError::new(
+            "enforcement.backends",
+            bad,
+            format!(
+                "unknown backend (expected one of {})",
+                BACKEND_NAMES.join(", ")
+            ),
+        )),
+        None => Ok(names),
+    }
+}
+
 /// A policy that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyError {

@@ -249,14 +249,7 @@ fn stdin_ready() -> bool {
     poll(&mut fds, PollTimeout::ZERO).map_or(true, |n| n > 0)
 }
 
-/// The first `max_chars` characters of a raw line, for error reports.
-pub fn raw_prefix(raw: &[u8], max_chars: usize) -> String {
-    let cut = raw.len().min(max_chars * 4);
-    String::from_utf8_lossy(&raw[..cut])
-        .chars()
-        .take(max_chars)
-        .collect()
-}
+pub use scbe_core::falco::raw_prefix;
 
 #[cfg(test)]
 mod tests {

@@ -30,18 +30,5 @@ pub fn default_threads() -> usize {
 
 /// `systemd,journald` → names, each checked against the known backends.
 pub fn parse_backends(list: &str) -> Result<Vec<String>> {
-    let names: Vec<String> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    for name in &names {
-        anyhow::ensure!(
-            scbe_core::policy_toml::BACKEND_NAMES.contains(&name.as_str()),
-            "unknown enforcement backend {name:?} (expected one of {})",
-            scbe_core::policy_toml::BACKEND_NAMES.join(", ")
-        );
-    }
-    Ok(names)
+    Ok(scbe_core::policy_toml::parse_backend_list(list)?)
 }
