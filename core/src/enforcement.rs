@@ -4,7 +4,7 @@
 use crate::clock::Timestamp;
 use crate::event::{KernelEvent, Pid};
 use crate::gate::{Assessment, CellState, KernelAction, Resolution};
-use crate::jsonw::{push_bool, push_f64, push_key, push_str, push_str_array};
+use crate::jsonw::ObjectWriter;
 use crate::memory::BoundedTable;
 use crate::pystr::{py_round, shell_quote};
 use crate::turnstile::Decision;
@@ -54,54 +54,26 @@ impl EnforcementAction {
     }
 
     pub fn write_json(&self, out: &mut String) {
-        out.push('{');
-        push_key(out, "process_key");
-        push_str(out, &self.process_key);
-        out.push(',');
-        push_key(out, "kernel_action");
-        push_str(out, self.kernel_action.as_str());
-        out.push(',');
-        push_key(out, "host");
-        push_str(out, &self.host);
-        out.push(',');
-        push_key(out, "pid");
-        out.push_str(&self.pid.to_string());
-        out.push(',');
-        push_key(out, "process_name");
-        push_str(out, &self.process_name);
-        out.push(',');
-        push_key(out, "operation");
-        push_str(out, &self.operation);
-        out.push(',');
-        push_key(out, "target");
-        push_str(out, &self.target);
-        out.push(',');
-        push_key(out, "rationale");
-        push_str(out, &self.rationale);
-        out.push(',');
-        push_key(out, "quarantine_dir");
-        push_str(out, &self.quarantine_dir);
-        out.push(',');
-        push_key(out, "metadata");
-        out.push('{');
-        push_key(out, "decision");
-        push_str(out, self.decision.as_str());
-        out.push(',');
-        push_key(out, "cell_state");
-        push_str(out, self.cell_state.as_str());
-        out.push(',');
-        push_key(out, "suspicion");
-        push_f64(out, self.suspicion);
-        out.push(',');
-        push_key(out, "block_execution");
-        push_bool(out, self.block_execution);
-        out.push(',');
-        push_key(out, "isolate_process");
-        push_bool(out, self.isolate_process);
-        out.push(',');
-        push_key(out, "quarantine_target");
-        push_bool(out, self.quarantine_target);
-        out.push_str("}}");
+        let mut o = ObjectWriter::new(out);
+        o.str("process_key", &self.process_key)
+            .str("kernel_action", self.kernel_action.as_str())
+            .str("host", &self.host)
+            .raw("pid", &self.pid.to_string())
+            .str("process_name", &self.process_name)
+            .str("operation", &self.operation)
+            .str("target", &self.target)
+            .str("rationale", &self.rationale)
+            .str("quarantine_dir", &self.quarantine_dir);
+        let mut metadata = ObjectWriter::new(o.key("metadata"));
+        metadata
+            .str("decision", self.decision.as_str())
+            .str("cell_state", self.cell_state.as_str())
+            .f64("suspicion", self.suspicion)
+            .bool("block_execution", self.block_execution)
+            .bool("isolate_process", self.isolate_process)
+            .bool("quarantine_target", self.quarantine_target);
+        metadata.finish();
+        o.finish();
     }
 }
 
@@ -131,59 +103,36 @@ pub struct EnforcementPlan {
 
 impl EnforcementPlan {
     pub fn write_json(&self, out: &mut String) {
-        out.push('{');
-        push_key(out, "process_key");
-        push_str(out, &self.process_key);
-        out.push(',');
-        push_key(out, "kernel_action");
-        push_str(out, self.kernel_action.as_str());
-        out.push(',');
-        push_key(out, "commands");
-        push_str_array(out, &self.commands);
-        out.push(',');
-        push_key(out, "rationale");
-        push_str(out, &self.rationale);
-        out.push(',');
-        push_key(out, "dry_run");
-        push_bool(out, self.dry_run);
-        out.push(',');
-        push_key(out, "applied");
-        push_bool(out, self.applied);
-        out.push(',');
-        push_key(out, "failures");
-        push_str_array(out, &self.failures);
-        out.push(',');
-        push_key(out, "cooldown_skipped");
-        push_bool(out, self.cooldown_skipped);
-        out.push(',');
-        push_key(out, "backend_names");
-        push_str_array(out, &self.backend_names);
-        out.push(',');
-        push_key(out, "backend_details");
-        out.push('[');
+        let mut o = ObjectWriter::new(out);
+        o.str("process_key", &self.process_key)
+            .str("kernel_action", self.kernel_action.as_str())
+            .str_array("commands", &self.commands)
+            .str("rationale", &self.rationale)
+            .bool("dry_run", self.dry_run)
+            .bool("applied", self.applied)
+            .str_array("failures", &self.failures)
+            .bool("cooldown_skipped", self.cooldown_skipped)
+            .str_array("backend_names", &self.backend_names);
+        let details = o.key("backend_details");
+        details.push('[');
         for (i, detail) in self.backend_details.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                details.push(',');
             }
-            out.push('{');
-            push_key(out, "backend");
-            push_str(out, &detail.backend);
-            out.push(',');
-            push_key(out, "applied");
-            push_bool(out, detail.applied);
-            out.push(',');
-            push_key(out, "detail");
-            push_str(out, &detail.detail);
-            out.push('}');
+            let mut d = ObjectWriter::new(details);
+            d.str("backend", &detail.backend)
+                .bool("applied", detail.applied)
+                .str("detail", &detail.detail);
+            d.finish();
         }
-        out.push(']');
-        out.push(',');
-        push_key(out, "action");
+        details.push(']');
         match &self.action {
-            Some(action) => action.write_json(out),
-            None => out.push_str("null"),
+            Some(action) => action.write_json(o.key("action")),
+            None => {
+                o.raw("action", "null");
+            }
         }
-        out.push('}');
+        o.finish();
     }
 }
 

@@ -13,7 +13,7 @@ use std::fmt;
 use crate::event::KernelEvent;
 use crate::integrity::{integrity_risk, IntegrityChecker, IntegrityFeatures};
 use crate::membrane::{scan_risk, Membrane, ScanHits, ScanScratch};
-use crate::policy::Policy;
+use crate::policy::{DecisionPolicy, Policy};
 use crate::policy_toml::PolicyError;
 use crate::turnstile::{
     self, antibody_load, clamp01, decay_factor, membrane_stress, Decision, TurnstileAction,
@@ -209,6 +209,19 @@ pub fn observed_norm(norm: f64, ignore_invalid: bool) -> f64 {
     }
 }
 
+/// The decision for an (unrounded) suspicion (SPEC §4).
+pub fn decision_for(suspicion: f64, d: &DecisionPolicy) -> Decision {
+    if suspicion >= d.deny {
+        Decision::Deny
+    } else if suspicion >= d.escalate {
+        Decision::Escalate
+    } else if suspicion >= d.quarantine {
+        Decision::Quarantine
+    } else {
+        Decision::Allow
+    }
+}
+
 /// [`Gate::assess`] for any policy with the same patterns (used by tuning).
 pub fn assess_with(policy: &Policy, features: &EventFeatures) -> Assessment {
     let scan_risk = scan_risk(features.scan, &policy.scan);
@@ -224,15 +237,7 @@ pub fn assess_with(policy: &Policy, features: &EventFeatures) -> Assessment {
             .observed
             .max(d.geometry_base + d.geometry_slope * suspicion),
     );
-    let decision = if suspicion >= d.deny {
-        Decision::Deny
-    } else if suspicion >= d.escalate {
-        Decision::Escalate
-    } else if suspicion >= d.quarantine {
-        Decision::Quarantine
-    } else {
-        Decision::Allow
-    };
+    let decision = decision_for(suspicion, d);
     debug_assert!((0.0..=1.0).contains(&suspicion) && (0.0..=1.0).contains(&geometry));
     Assessment {
         scan_risk,

@@ -58,6 +58,62 @@ pub fn push_key(out: &mut String, key: &str) {
     out.push_str("\":");
 }
 
+/// Writes one JSON object member by member, in call order, placing the
+/// commas; records and plans are written through it so their key order is
+/// the order of the calls.
+#[derive(Debug)]
+pub struct ObjectWriter<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    pub fn new(out: &'a mut String) -> ObjectWriter<'a> {
+        out.push('{');
+        ObjectWriter { out, first: true }
+    }
+
+    /// Start a member and return the buffer for its value.
+    pub fn key(&mut self, key: &str) -> &mut String {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        push_key(self.out, key);
+        self.out
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        push_str(self.key(key), value);
+        self
+    }
+
+    /// A member whose value is already JSON text (numbers, `null`).
+    pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
+        self.key(key).push_str(json);
+        self
+    }
+
+    pub fn f64(&mut self, key: &str, value: f64) -> &mut Self {
+        push_f64(self.key(key), value);
+        self
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        push_bool(self.key(key), value);
+        self
+    }
+
+    pub fn str_array<S: AsRef<str>>(&mut self, key: &str, items: &[S]) -> &mut Self {
+        push_str_array(self.key(key), items);
+        self
+    }
+
+    pub fn finish(self) {
+        self.out.push('}');
+    }
+}
+
 /// A JSON array of strings.
 pub fn push_str_array<S: AsRef<str>>(out: &mut String, items: &[S]) {
     out.push('[');

@@ -8,7 +8,7 @@ use crate::event::KernelEvent;
 use crate::falco::{self, LineError, MappingOptions, RawLine};
 use crate::gate::{Assessment, EventFeatures, Gate, KernelAction, Resolution};
 use crate::integrity;
-use crate::jsonw::{push_f64, push_key, push_str, push_str_array};
+use crate::jsonw::ObjectWriter;
 use crate::membrane::{ScanHits, ScanScratch};
 use crate::memory::AntibodyTable;
 use crate::pystr::{py_float_repr, py_round};
@@ -34,56 +34,36 @@ impl DecisionRecord {
     /// SPEC §8 order; `include_event` adds the normalized `kernel_event`.
     pub fn write_json(&self, out: &mut String, include_event: bool) {
         let e = &self.event;
-        out.push('{');
-        push_key(out, "host");
-        push_str(out, &e.host);
-        out.push(',');
-        push_key(out, "pid");
-        out.push_str(&e.pid.to_string());
-        out.push(',');
-        push_key(out, "process_name");
-        push_str(out, &e.process_name);
-        out.push(',');
-        push_key(out, "operation");
-        push_str(out, &e.operation);
-        out.push(',');
-        push_key(out, "target");
-        push_str(out, &e.target);
-        out.push(',');
-        push_key(out, "decision");
-        push_str(out, self.assessment.decision.as_str());
-        out.push(',');
-        push_key(out, "kernel_action");
-        push_str(out, self.resolution.kernel_action.as_str());
-        out.push(',');
-        push_key(out, "cell_state");
-        push_str(out, self.resolution.cell_state.as_str());
-        out.push(',');
-        push_key(out, "suspicion");
-        push_f64(out, py_round(self.assessment.suspicion, 4));
-        out.push(',');
-        push_key(out, "antibody_load_prev");
-        push_f64(out, py_round(self.resolution.antibody_prev, 4));
-        out.push(',');
-        push_key(out, "antibody_load_now");
-        push_f64(out, py_round(self.resolution.antibody_now, 4));
-        out.push(',');
-        push_key(out, "membrane_stress");
-        push_f64(out, py_round(self.resolution.membrane_stress, 4));
-        out.push(',');
-        push_key(out, "notes");
-        push_str_array(out, &self.notes);
+        let mut o = ObjectWriter::new(out);
+        o.str("host", &e.host)
+            .raw("pid", &e.pid.to_string())
+            .str("process_name", &e.process_name)
+            .str("operation", &e.operation)
+            .str("target", &e.target)
+            .str("decision", self.assessment.decision.as_str())
+            .str("kernel_action", self.resolution.kernel_action.as_str())
+            .str("cell_state", self.resolution.cell_state.as_str())
+            .f64("suspicion", py_round(self.assessment.suspicion, 4))
+            .f64(
+                "antibody_load_prev",
+                py_round(self.resolution.antibody_prev, 4),
+            )
+            .f64(
+                "antibody_load_now",
+                py_round(self.resolution.antibody_now, 4),
+            )
+            .f64(
+                "membrane_stress",
+                py_round(self.resolution.membrane_stress, 4),
+            )
+            .str_array("notes", &self.notes);
         if include_event {
-            out.push(',');
-            push_key(out, "kernel_event");
-            write_event_json(e, out);
+            write_event_json(e, o.key("kernel_event"));
         }
         if let Some(plan) = &self.enforcement {
-            out.push(',');
-            push_key(out, "enforcement");
-            plan.write_json(out);
+            plan.write_json(o.key("enforcement"));
         }
-        out.push('}');
+        o.finish();
     }
 
     pub fn to_json(&self) -> String {
@@ -94,47 +74,28 @@ impl DecisionRecord {
 }
 
 fn write_event_json(e: &KernelEvent, out: &mut String) {
-    out.push('{');
-    for (i, (key, value)) in [
-        ("host", &e.host),
-        ("process_name", &e.process_name),
-        ("parent_process", &e.parent_process),
-        ("command_line", &e.command_line),
-        ("operation", &e.operation),
-        ("target", &e.target),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        if i > 0 {
-            out.push(',');
-        }
-        push_key(out, key);
-        push_str(out, value);
-    }
-    out.push(',');
-    push_key(out, "pid");
-    out.push_str(&e.pid.to_string());
-    out.push(',');
-    push_key(out, "signer_trusted");
-    crate::jsonw::push_bool(out, e.signer_trusted);
-    out.push(',');
-    push_key(out, "hash_sha256");
+    let mut o = ObjectWriter::new(out);
+    o.str("host", &e.host)
+        .str("process_name", &e.process_name)
+        .str("parent_process", &e.parent_process)
+        .str("command_line", &e.command_line)
+        .str("operation", &e.operation)
+        .str("target", &e.target)
+        .raw("pid", &e.pid.to_string())
+        .bool("signer_trusted", e.signer_trusted);
     match &e.hash_sha256 {
-        Some(h) => push_str(out, h),
-        None => out.push_str("null"),
-    }
-    out.push(',');
-    push_key(out, "geometry_norm");
+        Some(h) => o.str("hash_sha256", h),
+        None => o.raw("hash_sha256", "null"),
+    };
     if e.geometry_norm.is_finite() {
-        push_f64(out, e.geometry_norm);
+        o.f64("geometry_norm", e.geometry_norm);
     } else {
         // JSON has no NaN/Infinity; keep Python's spelling as text.
         let mut text = String::new();
         py_float_repr(e.geometry_norm, &mut text);
-        push_str(out, &text);
+        o.str("geometry_norm", &text);
     }
-    out.push('}');
+    o.finish();
 }
 
 /// The notes, in the reference's order (SPEC §6).

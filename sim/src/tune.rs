@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
-use scbe_core::gate::{resolve_with, Assessment, EventFeatures};
+use scbe_core::gate::{decision_for, resolve_with, Assessment, EventFeatures};
 use scbe_core::integrity::{integrity_risk, HashState, IntegrityFeatures};
 use scbe_core::membrane::{scan_risk, ScanHits};
 use scbe_core::turnstile::{antibody_load, clamp01, decay_factor, membrane_stress, Decision};
@@ -645,15 +645,7 @@ impl FeatureTable {
             let (scan, integrity, partial) = parts[self.profile[i] as usize];
             let suspicion = clamp01(partial + d.geometry_weight * observed);
             let geometry = clamp01(observed.max(d.geometry_base + d.geometry_slope * suspicion));
-            let decision = if suspicion >= d.deny {
-                Decision::Deny
-            } else if suspicion >= d.escalate {
-                Decision::Escalate
-            } else if suspicion >= d.quarantine {
-                Decision::Quarantine
-            } else {
-                Decision::Allow
-            };
+            let decision = decision_for(suspicion, d);
             let assessment = Assessment {
                 scan_risk: scan,
                 integrity_risk: integrity,
