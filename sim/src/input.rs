@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -236,6 +237,74 @@ impl<R: Read> LineReader<R> {
             full_len,
         });
         self.next_line_no += 1;
+    }
+}
+
+/// Batches read ahead of their consumer by a reader thread: at most two in
+/// flight, buffers recycled, so memory stays bounded whatever the corpus size.
+#[derive(Debug)]
+pub struct BatchReader {
+    batches: Option<mpsc::Receiver<io::Result<Batch>>>,
+    recycle: mpsc::Sender<Batch>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BatchReader {
+    /// Start reading `reader` (a live stream when `live`, see [`Corpus::live`]).
+    pub fn spawn(reader: Box<dyn Read + Send>, live: bool) -> io::Result<BatchReader> {
+        let (batch_tx, batch_rx) = mpsc::sync_channel::<io::Result<Batch>>(2);
+        let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
+        let handle = std::thread::Builder::new()
+            .name("scbe-reader".to_owned())
+            .spawn(move || {
+                let mut lines = if live {
+                    LineReader::live(reader)
+                } else {
+                    LineReader::new(reader)
+                };
+                loop {
+                    let mut batch = recycle_rx.try_recv().unwrap_or_default();
+                    match lines.next_batch(&mut batch) {
+                        Ok(true) => {
+                            if batch_tx.send(Ok(batch)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(false) => return,
+                        Err(e) => {
+                            let _ = batch_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(BatchReader {
+            batches: Some(batch_rx),
+            recycle: recycle_tx,
+            handle: Some(handle),
+        })
+    }
+
+    /// The next batch, `None` at the end of the input.
+    pub fn next_batch(&self) -> Option<io::Result<Batch>> {
+        self.batches.as_ref()?.recv().ok()
+    }
+
+    /// Hand a consumed batch's buffers back to the reader.
+    pub fn recycle(&self, batch: Batch) {
+        let _ = self.recycle.send(batch);
+    }
+
+    /// Stop reading. A reader that ran to the end of its input is joined; one
+    /// stopped early (`--max-events`) may be blocked on a live stdin, so it
+    /// is left to end with the process.
+    pub fn finish(mut self, reached_end: bool) {
+        drop(self.batches.take());
+        if let Some(handle) = self.handle.take() {
+            if reached_end {
+                let _ = handle.join();
+            }
+        }
     }
 }
 

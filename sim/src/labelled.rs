@@ -3,9 +3,6 @@
 //! the stateless stage replay runs) together with its ground-truth label, and
 //! hand the results to a sequential sink in input order.
 
-use std::io;
-use std::sync::mpsc;
-
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use scbe_core::falco::LineError;
@@ -13,7 +10,7 @@ use scbe_core::limits::LINE_BYTES_MAX;
 use scbe_core::membrane::ScanScratch;
 use scbe_core::{prepare_line, Gate, MappingOptions, Prepared, PreparedLine};
 
-use crate::input::{Batch, Corpus, LineReader};
+use crate::input::{BatchReader, Corpus};
 use crate::label::{read_label, Label};
 
 /// One input line after the stateless stage.
@@ -101,29 +98,10 @@ pub fn for_each_line<T: Send>(
         .thread_name(|i| format!("scbe-lab-{i}"))
         .build()
         .context("cannot start the thread pool")?;
-    std::thread::scope(|scope| -> Result<()> {
-        // The reader runs at most two batches ahead.
-        let (batch_tx, batch_rx) = mpsc::sync_channel::<io::Result<Batch>>(2);
-        let reader_input = corpus.reader;
-        scope.spawn(move || {
-            let mut lines = LineReader::new(reader_input);
-            loop {
-                let mut batch = Batch::default();
-                match lines.next_batch(&mut batch) {
-                    Ok(true) => {
-                        if batch_tx.send(Ok(batch)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(false) => return,
-                    Err(e) => {
-                        let _ = batch_tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        for batch in batch_rx.iter() {
+    let reader =
+        BatchReader::spawn(corpus.reader, corpus.live).context("cannot start the reader thread")?;
+    let result = (|| -> Result<()> {
+        while let Some(batch) = reader.next_batch() {
             let batch = batch.context("cannot read input")?;
             let items: Vec<T> = pool.install(|| {
                 batch
@@ -139,10 +117,14 @@ pub fn for_each_line<T: Send>(
                     })
                     .collect()
             });
+            reader.recycle(batch);
             for item in items {
                 sink(item)?;
             }
         }
         Ok(())
-    })
+    })();
+    // On an error the remaining input is not read to its end.
+    reader.finish(result.is_ok());
+    result
 }

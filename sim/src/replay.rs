@@ -15,7 +15,6 @@
 //! process tables, never by the corpus.
 
 use std::io::{self, Write};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ use scbe_core::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::input::{raw_prefix, Batch, Corpus, LineReader};
+use crate::input::{raw_prefix, BatchReader, Corpus};
 use crate::progress::Progress;
 
 /// Records rendered per parallel render task.
@@ -215,36 +214,9 @@ pub fn replay(
         .build()
         .context("cannot start the replay thread pool")?;
 
-    // The reader runs ahead by at most two batches; buffers are recycled.
-    let (batch_tx, batch_rx) = mpsc::sync_channel::<io::Result<Batch>>(2);
-    let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
-    let reader_input = corpus.reader;
+    let reader =
+        BatchReader::spawn(corpus.reader, corpus.live).context("cannot start the reader thread")?;
     let live = corpus.live;
-    let reader = std::thread::Builder::new()
-        .name("scbe-reader".to_owned())
-        .spawn(move || {
-            let mut lines = if live {
-                LineReader::live(reader_input)
-            } else {
-                LineReader::new(reader_input)
-            };
-            loop {
-                let mut batch = recycle_rx.try_recv().unwrap_or_default();
-                match lines.next_batch(&mut batch) {
-                    Ok(true) => {
-                        if batch_tx.send(Ok(batch)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(false) => return,
-                    Err(e) => {
-                        let _ = batch_tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        })
-        .context("cannot start the reader thread")?;
 
     let mut bridge = Bridge::new(
         Arc::clone(&config.gate),
@@ -260,7 +232,7 @@ pub fn replay(
     let mut progress = Progress::new(config.progress, corpus.total_bytes, corpus.bytes_read);
     let mut done = false;
 
-    for batch in batch_rx.iter() {
+    while let Some(batch) = reader.next_batch() {
         let batch = batch.context("cannot read input")?;
         // Stage 1: prepare, in parallel.
         let prepared: Vec<PreparedLine> = pool.install(|| {
@@ -319,7 +291,7 @@ pub fn replay(
         {
             done = true;
         }
-        let _ = recycle_tx.send(batch);
+        reader.recycle(batch);
 
         // Stage 3: render in parallel chunks; write in order.
         let chunks = split_chunks(slots, RENDER_CHUNK_EVENTS);
@@ -360,14 +332,8 @@ pub fn replay(
             break;
         }
     }
-    drop(batch_rx);
     out.flush()?;
-    // The reader exits on its own once the channel is closed. After
-    // `--max-events` it may be blocked reading a live stdin, so only a reader
-    // that ran to the end of its input is joined.
-    if !done {
-        let _ = reader.join();
-    }
+    reader.finish(!done);
     progress.finish();
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.state_evictions = bridge.table().evictions();
