@@ -585,3 +585,104 @@ fn secrets_never_reach_records_logs_answers_or_the_spool() {
         );
     }
 }
+
+/// Found while writing SECURITY.md: an unprivileged process controls the
+/// event that names the file to quarantine (it opens any file it can read,
+/// with a suspicious command line), and the agent copied and `chmod 000`-ed
+/// that file as root — a service's configuration, another user's key. Now a
+/// non-root process only gets its own files quarantined; it is still stopped.
+#[test]
+fn an_unprivileged_process_cannot_get_another_users_file_quarantined() {
+    use scbe_agent::enforce::procfs::ProcessUids;
+    use scbe_agent::enforce::quarantine::Quarantine;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    const NOBODY: u32 = 65534;
+    if !rustix::process::geteuid().is_root() {
+        println!("skipping: needs root to own files and run a process as another uid");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root_file = dir.path().join("service.conf");
+    std::fs::write(&root_file, b"owned by root").unwrap();
+    let own_file = dir.path().join("dropper.sh");
+    std::fs::write(&own_file, b"owned by nobody").unwrap();
+    std::os::unix::fs::chown(&own_file, Some(NOBODY), Some(NOBODY)).unwrap();
+
+    // The library check.
+    let q = Quarantine::new(dir.path().join("q"), &[]);
+    let nobody = Some(ProcessUids {
+        real: NOBODY,
+        effective: NOBODY,
+    });
+    let err = q
+        .quarantine_for(root_file.to_str().unwrap(), "sh", "5", nobody)
+        .unwrap_err();
+    assert!(
+        err.contains("belongs to uid 0, not to the process (uid 65534"),
+        "{err}"
+    );
+    let root = Some(ProcessUids {
+        real: 0,
+        effective: 0,
+    });
+    let setuid = Some(ProcessUids {
+        real: NOBODY,
+        effective: 0,
+    });
+    for uids in [root, setuid] {
+        let copy = dir.path().join("copy.conf");
+        std::fs::copy(&root_file, &copy).unwrap();
+        q.quarantine_for(copy.to_str().unwrap(), "sh", "5", uids)
+            .unwrap();
+    }
+
+    // End to end: a `sleep` running as nobody, named in two events.
+    let mut sleeper = Command::new("sleep");
+    std::os::unix::process::CommandExt::uid(&mut sleeper, NOBODY);
+    // Killed on drop, so a failing assertion does not leave it running.
+    let sleeper = Sleeper(
+        sleeper
+            .arg("1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = sleeper.pid();
+    wait_until("sleep to exec", || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    let qdir = dir.path().join("quarantine");
+    let mut agent = Agent::start(&[
+        "--apply-enforcement",
+        "--enforcement-backends",
+        "signal",
+        "--enforcement-cooldown",
+        "0",
+        "--quarantine-dir",
+        qdir.to_str().unwrap(),
+    ]);
+    let record = agent.decide(&suspicious_event(pid, "sleep", root_file.to_str().unwrap()));
+    assert_eq!(
+        enforcement(&record)["applied"],
+        true,
+        "the process is stopped"
+    );
+    let refused = failures(&record);
+    assert!(refused[0].contains("belongs to uid 0"), "{refused:?}");
+    assert_eq!(
+        std::fs::metadata(&root_file).unwrap().mode() & 0o7777,
+        0o644,
+        "left alone"
+    );
+    let record = agent.decide(&suspicious_event(pid, "sleep", own_file.to_str().unwrap()));
+    assert!(failures(&record).is_empty(), "{record}");
+    assert_eq!(
+        std::fs::metadata(&own_file).unwrap().mode() & 0o7777,
+        0,
+        "its own file is quarantined"
+    );
+    drop(sleeper);
+    assert_eq!(agent.finish().0, 3);
+}

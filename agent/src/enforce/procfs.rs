@@ -81,6 +81,33 @@ pub fn boot_epoch_nanos() -> i64 {
     i64::try_from(nanos(ClockId::Realtime) - nanos(ClockId::Boottime)).unwrap_or(0)
 }
 
+/// A process's real and effective user ids (`Uid:` in `/proc/PID/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessUids {
+    pub real: u32,
+    pub effective: u32,
+}
+
+/// Read the uids of `pid` under `proc_root`.
+pub fn read_uids(proc_root: &Path, pid: i32) -> io::Result<ProcessUids> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status"))?;
+    parse_uids(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no Uid line in /proc/{pid}/status"),
+        )
+    })
+}
+
+fn parse_uids(status: &str) -> Option<ProcessUids> {
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    let mut ids = line.split_whitespace().map(|v| v.parse::<u32>().ok());
+    Some(ProcessUids {
+        real: ids.next()??,
+        effective: ids.next()??,
+    })
+}
+
 /// The thread ids of `pid` (`/proc/PID/task`).
 pub fn thread_ids(proc_root: &Path, pid: i32) -> io::Result<Vec<i32>> {
     let mut tids: Vec<i32> = std::fs::read_dir(proc_root.join(pid.to_string()).join("task"))?
@@ -105,6 +132,21 @@ mod tests {
         assert_eq!(stat.nice, 5);
         assert_eq!(stat.start_ticks, 98_765);
         assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn uids_come_from_the_status_file() {
+        let status = "Name:\tsleep\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(
+            parse_uids(status),
+            Some(ProcessUids {
+                real: 1000,
+                effective: 0
+            })
+        );
+        assert_eq!(parse_uids("Name:\tx\n"), None);
+        let own = read_uids(Path::new("/proc"), std::process::id() as i32).unwrap();
+        assert_eq!(own.real, rustix::process::getuid().as_raw());
     }
 
     #[test]

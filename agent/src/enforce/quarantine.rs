@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::OFlags;
 use sha2::{Digest, Sha256};
 
+use crate::enforce::procfs::ProcessUids;
 use crate::limits::{QUARANTINE_FILE_BYTES_MAX, QUARANTINE_NAME_BYTES_MAX};
 
 /// Path prefixes whose files are never quarantined (the process is still
@@ -63,12 +64,30 @@ impl Quarantine {
         &self.dir
     }
 
-    /// Quarantine `target` under the name `NAME-PID-BASENAME` (sanitized).
+    /// Quarantine `target` under the name `NAME-PID-BASENAME` (sanitized),
+    /// without an ownership check (see [`Quarantine::quarantine_for`]).
     pub fn quarantine(
         &self,
         target: &str,
         process_name: &str,
         pid: &str,
+    ) -> Result<Quarantined, String> {
+        self.quarantine_for(target, process_name, pid, None)
+    }
+
+    /// [`Quarantine::quarantine`] on behalf of a process with `uids`: unless
+    /// it runs as root, only a file owned by its real or effective uid is
+    /// quarantined. The event names the file, and an unprivileged user
+    /// controls the event (it opens a file with a suspicious command line);
+    /// without this check it could name any file it can open — a service's
+    /// configuration, another user's keys — and have the agent, as root,
+    /// make it unusable. Checked on the open descriptor, like the rest.
+    pub fn quarantine_for(
+        &self,
+        target: &str,
+        process_name: &str,
+        pid: &str,
+        uids: Option<ProcessUids>,
     ) -> Result<Quarantined, String> {
         let source = Path::new(target);
         let file = open_no_follow(source)?;
@@ -100,6 +119,17 @@ impl Quarantine {
                 "quarantine refused: {} is already in the quarantine directory",
                 real.display()
             ));
+        }
+        if let Some(uids) = uids {
+            let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+            if uids.effective != 0 && owner != uids.real && owner != uids.effective {
+                return Err(format!(
+                    "quarantine refused: {} belongs to uid {owner}, not to the process (uid {}, euid {}): an unprivileged process cannot get another user's file quarantined",
+                    real.display(),
+                    uids.real,
+                    uids.effective
+                ));
+            }
         }
         if meta.len() > QUARANTINE_FILE_BYTES_MAX {
             return Err(format!(

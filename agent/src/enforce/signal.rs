@@ -91,10 +91,24 @@ impl Backend for SignalBackend {
                     );
                 }
                 let quarantine = Quarantine::new(qdir.as_str(), &self.protected_paths);
-                match quarantine.quarantine(
+                // Whose files this process may get quarantined (fail closed).
+                let uids = match procfs::read_uids(ctx.guard.proc_root(), pid) {
+                    Ok(uids) => uids,
+                    Err(e) => {
+                        return Outcome {
+                            applied: true,
+                            failures: vec![format!(
+                                "quarantine refused: cannot read the uids of pid {pid}: {e}"
+                            )],
+                            detail: stopped,
+                        }
+                    }
+                };
+                match quarantine.quarantine_for(
                     &ctx.action.target,
                     &ctx.action.process_name,
                     &ctx.action.pid.to_string(),
+                    Some(uids),
                 ) {
                     Ok(q) => Outcome::detail(
                         true,
