@@ -101,12 +101,17 @@ fn throttle_renices_every_thread_by_ten() {
     let dir = tempfile::tempdir().unwrap();
     let policy = domain_policy(dir.path(), "browser");
     let sleeper = Sleeper::start();
-    assert_eq!(sleeper.nice(), 0);
+    // Relative: the test runner itself may run niced (CI often does).
+    let before = sleeper.nice();
+    assert!(
+        before <= 9,
+        "the child must have room for +10, nice is {before}"
+    );
     let mut agent = Agent::start(&apply_args(&["--policy", policy.to_str().unwrap()]));
     let record = agent.decide(&suspicious_event(sleeper.pid(), "sleep", ""));
     assert_eq!(record["kernel_action"], "THROTTLE");
     assert_eq!(enforcement(&record)["applied"], true, "{record}");
-    assert_eq!(sleeper.nice(), 10);
+    assert_eq!(sleeper.nice(), before + 10);
     assert_eq!(sleeper.state(), 'S', "throttled, not stopped");
     assert_eq!(agent.finish().0, 0);
 }
