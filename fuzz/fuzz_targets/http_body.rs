@@ -64,6 +64,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, chunked, "chunks of {size} bytes split differently");
     for (line, len) in &whole {
         assert_eq!(line.len(), *len, "short input reported a different length");
-        assert!(!line.contains(&b'\n') && !line.contains(&b'\r'), "line contains a newline");
+        assert!(
+            !line.contains(&b'\n') && !line.contains(&b'\r'),
+            "line contains a newline"
+        );
     }
 });

@@ -21,7 +21,7 @@ use scbe_agent::control::Stop;
 use scbe_agent::httpd::Server;
 use scbe_agent::intake::http::{HttpConfig, Intake};
 use scbe_agent::metrics::Metrics;
-use scbe_agent::queue::{Queue, Producer};
+use scbe_agent::queue::{Producer, Queue};
 use scbe_core::{Bridge, Gate, LineOutcome, MappingOptions, Timestamp};
 
 /// Small enough that the fuzzer reaches the 413 paths.
@@ -71,16 +71,31 @@ fn check_responses(mut data: &[u8]) -> usize {
         let end = data
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
-            .unwrap_or_else(|| panic!("response head without an end: {:?}", String::from_utf8_lossy(data)));
+            .unwrap_or_else(|| {
+                panic!(
+                    "response head without an end: {:?}",
+                    String::from_utf8_lossy(data)
+                )
+            });
         let head = std::str::from_utf8(&data[..end]).expect("response head is ASCII");
         data = &data[end + 4..];
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap();
         let mut parts = status_line.splitn(3, ' ');
-        assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {status_line:?}");
-        let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect("status code");
+        assert_eq!(
+            parts.next(),
+            Some("HTTP/1.1"),
+            "status line {status_line:?}"
+        );
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
         let reason = parts.next().unwrap_or("");
-        assert!(reason != "Unknown" && !reason.is_empty(), "status {status} has no reason phrase");
+        assert!(
+            reason != "Unknown" && !reason.is_empty(),
+            "status {status} has no reason phrase"
+        );
         if status == 100 {
             continue;
         }
@@ -100,7 +115,9 @@ fn check_responses(mut data: &[u8]) -> usize {
                 }
             }
             400 | 401 | 404 | 405 | 408 | 413 | 431 | 501 | 503 => {
-                let message = value["error"].as_str().expect("refusals carry an error message");
+                let message = value["error"]
+                    .as_str()
+                    .expect("refusals carry an error message");
                 assert!(!message.is_empty());
             }
             other => panic!("unexpected status {other}"),
@@ -112,7 +129,9 @@ fn check_responses(mut data: &[u8]) -> usize {
 fuzz_target!(|data: &[u8]| {
     let fixture = fixture();
     let mut stream = TcpStream::connect(fixture.addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     // The server may answer and close before reading everything: fine.
     let _ = stream.write_all(data);
     let _ = stream.shutdown(Shutdown::Write);

@@ -81,7 +81,11 @@ pub fn check_record(record: &DecisionRecord, gate: &Gate) {
     } else {
         Decision::Allow
     };
-    assert_eq!(a.decision, expected, "decision for suspicion {}", a.suspicion);
+    assert_eq!(
+        a.decision, expected,
+        "decision for suspicion {}",
+        a.suspicion
+    );
 
     // The domain contract (SPEC §5).
     let domain: Domain = gate.policy().turnstile.domain;
@@ -92,21 +96,34 @@ pub fn check_record(record: &DecisionRecord, gate: &Gate) {
         r.turnstile.action.as_str()
     );
     if a.decision == Decision::Allow {
-        assert_eq!(r.turnstile.action, TurnstileAction::Allow, "ALLOW decision became an action");
+        assert_eq!(
+            r.turnstile.action,
+            TurnstileAction::Allow,
+            "ALLOW decision became an action"
+        );
     }
 
     // An ALLOW never carries commands or an action (SPEC §9).
     if let Some(plan) = &record.enforcement {
-        assert_eq!(plan.kernel_action, r.kernel_action, "plan names another action");
+        assert_eq!(
+            plan.kernel_action, r.kernel_action,
+            "plan names another action"
+        );
         if r.kernel_action == KernelAction::Allow {
             assert!(plan.commands.is_empty(), "ALLOW plan has commands");
             assert!(plan.action.is_none(), "ALLOW plan has an action");
         }
         if plan.cooldown_skipped {
-            assert!(plan.commands.is_empty(), "cooldown-skipped plan has commands");
+            assert!(
+                plan.commands.is_empty(),
+                "cooldown-skipped plan has commands"
+            );
         }
         if let Some(action) = &plan.action {
-            assert_eq!(action.pid, record.event.pid, "action pid differs from the event");
+            assert_eq!(
+                action.pid, record.event.pid,
+                "action pid differs from the event"
+            );
             assert_eq!(action.target, record.event.target, "action target differs");
         }
     }
@@ -133,14 +150,23 @@ pub fn check_record_json(out: &str, record: &DecisionRecord) {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(out) else {
         return;
     };
-    let keys: Vec<&str> = map.keys().map(String::as_str).take(RECORD_KEYS.len()).collect();
+    let keys: Vec<&str> = map
+        .keys()
+        .map(String::as_str)
+        .take(RECORD_KEYS.len())
+        .collect();
     assert_eq!(keys, RECORD_KEYS, "record keys out of order");
     assert_eq!(
         map.contains_key("enforcement"),
         record.enforcement.is_some(),
         "enforcement key presence"
     );
-    for key in ["suspicion", "antibody_load_prev", "antibody_load_now", "membrane_stress"] {
+    for key in [
+        "suspicion",
+        "antibody_load_prev",
+        "antibody_load_now",
+        "membrane_stress",
+    ] {
         let x = map[key]
             .as_f64()
             .unwrap_or_else(|| panic!("{key} is not a number: {}", map[key]));
