@@ -269,6 +269,9 @@ impl<'a> Reader<'a> {
             }
             Some(b'-' | b'0'..=b'9') => self.number(),
             None => Err(self.error("expecting value, found end of line")),
+            Some(_) if rest.starts_with("\u{feff}".as_bytes()) => Err(self.error(
+                "unexpected UTF-8 byte order mark (U+FEFF); save the file as UTF-8 without a BOM",
+            )),
             Some(_) => Err(self.error("expecting value")),
         }
     }
@@ -606,6 +609,10 @@ mod tests {
         }
         let too_deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(parse(&too_deep).unwrap_err().message, "nesting too deep");
+        assert!(parse("\u{feff}{}")
+            .unwrap_err()
+            .message
+            .contains("byte order mark"));
         assert!(parse(&"1".repeat(4301)).is_err());
         assert!(parse(&"1".repeat(4300)).is_ok());
     }
