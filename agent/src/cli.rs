@@ -55,6 +55,12 @@ pub struct Args {
     /// File holding the intake shared secret.
     #[arg(long, value_name = "FILE")]
     pub listen_secret_file: Option<PathBuf>,
+
+    /// Accept --listen without a shared secret even when applying enforcement
+    /// through the signal or systemd backend (any local user could then post
+    /// an event that stops or kills a process).
+    #[arg(long)]
+    pub listen_allow_unauthenticated: bool,
     /// Largest accepted request body, in bytes (413 above).
     #[arg(long, value_name = "BYTES", default_value_t = HTTP_BODY_BYTES_DEFAULT)]
     pub max_body_bytes: usize,
@@ -311,6 +317,21 @@ impl Config {
             }
             None => policy.enforcement.backends.clone(),
         };
+        // An unauthenticated loopback intake lets any local user forge events;
+        // with process-acting backends applied, that is a kill switch for
+        // every unprotected process. Refuse it unless the operator says so.
+        let acts_on_processes = backends.iter().any(|b| b == "signal" || b == "systemd");
+        ensure!(
+            !(args.apply_enforcement
+                && acts_on_processes
+                && args.listen.is_some()
+                && listen_secret.is_none()
+                && !args.listen_allow_unauthenticated),
+            "--listen with --apply-enforcement through the signal or systemd backend needs \
+             a shared secret (--listen-secret-file or {ENV_LISTEN_SECRET}): without one any \
+             local user can post an event that stops or kills a process; pass \
+             --listen-allow-unauthenticated to accept that"
+        );
         let cooldown_seconds = args
             .enforcement_cooldown
             .unwrap_or(policy.enforcement.cooldown_seconds);
