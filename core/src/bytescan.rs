@@ -20,21 +20,22 @@ fn bytes_below(w: u64, n: u8) -> u64 {
     w.wrapping_sub(LO * u64::from(n)) & !w & HI
 }
 
-/// Index of the first byte that is `"`, `\`, or below 0x20; `extra` adds one
-/// more byte to stop at (pass `b'"'` again for none).
-#[inline]
-pub fn find_json_special(bytes: &[u8], extra: u8) -> Option<usize> {
-    let is_special = |b: u8| b == b'"' || b == b'\\' || b < 0x20 || b == extra;
+/// Index of the first byte with `is_special`, eight bytes per step:
+/// `word_hits` flags candidate bytes of a little-endian word (its lowest flag
+/// must be exact; higher ones may be false positives), which are then
+/// confirmed byte by byte.
+#[inline(always)]
+fn find_first(
+    bytes: &[u8],
+    word_hits: impl Fn(u64) -> u64,
+    is_special: impl Fn(u8) -> bool,
+) -> Option<usize> {
     let mut i = 0;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
-        let hits = zero_bytes(w ^ (LO * u64::from(b'"')))
-            | zero_bytes(w ^ (LO * u64::from(b'\\')))
-            | zero_bytes(w ^ (LO * u64::from(extra)))
-            | bytes_below(w, 0x20);
+        let hits = word_hits(w);
         if hits != 0 {
-            // The lowest flagged byte is exact; confirm byte by byte from there.
             let first = (hits.trailing_zeros() / 8) as usize;
             if let Some(j) = chunk[first..].iter().position(|&b| is_special(b)) {
                 return Some(i + first + j);
@@ -49,34 +50,38 @@ pub fn find_json_special(bytes: &[u8], extra: u8) -> Option<usize> {
         .map(|j| i + j)
 }
 
+/// Index of the first byte that is `"`, `\`, or below 0x20; `extra` adds one
+/// more byte to stop at (pass `b'"'` again for none).
+#[inline]
+pub fn find_json_special(bytes: &[u8], extra: u8) -> Option<usize> {
+    find_first(
+        bytes,
+        |w| {
+            zero_bytes(w ^ (LO * u64::from(b'"')))
+                | zero_bytes(w ^ (LO * u64::from(b'\\')))
+                | zero_bytes(w ^ (LO * u64::from(extra)))
+                | bytes_below(w, 0x20)
+        },
+        |b| b == b'"' || b == b'\\' || b < 0x20 || b == extra,
+    )
+}
+
 /// Index of the first byte that `repr()` cannot copy as is: not printable
 /// ASCII (below 0x20 or at/above 0x7f), the quote in use, or `\`.
 #[inline]
 pub fn find_repr_special(bytes: &[u8], quote: u8) -> Option<usize> {
-    let is_special = |b: u8| !(b' '..=b'~').contains(&b) || b == quote || b == b'\\';
-    let mut i = 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
-        // Bytes ≥ 0x7f: high bit set, or exactly 0x7f.
-        let hits = (w & HI)
-            | zero_bytes(w ^ (LO * 0x7f))
-            | zero_bytes(w ^ (LO * u64::from(quote)))
-            | zero_bytes(w ^ (LO * u64::from(b'\\')))
-            | bytes_below(w, 0x20);
-        if hits != 0 {
-            let first = (hits.trailing_zeros() / 8) as usize;
-            if let Some(j) = chunk[first..].iter().position(|&b| is_special(b)) {
-                return Some(i + first + j);
-            }
-        }
-        i += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| is_special(b))
-        .map(|j| i + j)
+    find_first(
+        bytes,
+        |w| {
+            // Bytes ≥ 0x7f: high bit set, or exactly 0x7f.
+            (w & HI)
+                | zero_bytes(w ^ (LO * 0x7f))
+                | zero_bytes(w ^ (LO * u64::from(quote)))
+                | zero_bytes(w ^ (LO * u64::from(b'\\')))
+                | bytes_below(w, 0x20)
+        },
+        |b| !(b' '..=b'~').contains(&b) || b == quote || b == b'\\',
+    )
 }
 
 #[cfg(test)]
