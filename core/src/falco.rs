@@ -9,7 +9,7 @@ use crate::clock::Timestamp;
 use crate::event::{KernelEvent, Pid};
 use crate::json::{JsonError, JsonValue, Reader};
 use crate::limits::LINE_BYTES_MAX;
-use crate::pystr::{py_lower, py_strip};
+use crate::pystr::{py_lower, py_str_repr, py_strip};
 use crate::pyvalue::{py_repr, to_bool, to_float, to_int_text, to_str};
 
 /// How Falco events become kernel events: the parts of the mapping a policy
@@ -184,19 +184,60 @@ macro_rules! keys {
     };
 }
 
-/// Known fields grouped by name length, so indexing a member compares it
-/// with the two or three names of its length only.
-fn fields_by_len() -> &'static [Vec<(usize, &'static str)>] {
-    static BY_LEN: std::sync::OnceLock<Vec<Vec<(usize, &'static str)>>> =
-        std::sync::OnceLock::new();
-    BY_LEN.get_or_init(|| {
-        let longest = KNOWN_FIELDS.iter().map(|k| k.len()).max().unwrap_or(0);
+/// A set of member names, looked up by length and two 8-byte words (the
+/// first and last eight bytes) instead of string comparisons: a Falco line
+/// has dozens of members, and most of reading one used to be `memcmp`.
+struct NameIndex {
+    /// `by_len[n]`: (slot, head word, tail word, name) of the names of `n` bytes.
+    by_len: Vec<Vec<(usize, u64, u64, &'static str)>>,
+}
+
+impl NameIndex {
+    fn new(names: &[&'static str]) -> NameIndex {
+        let longest = names.iter().map(|k| k.len()).max().unwrap_or(0);
         let mut by_len = vec![Vec::new(); longest + 1];
-        for (i, key) in KNOWN_FIELDS.iter().enumerate() {
-            by_len[key.len()].push((i, *key));
+        for (slot, name) in names.iter().enumerate() {
+            let (head, tail) = name_words(name.as_bytes());
+            by_len[name.len()].push((slot, head, tail, *name));
         }
-        by_len
-    })
+        NameIndex { by_len }
+    }
+
+    #[inline]
+    fn slot(&self, name: &str) -> Option<usize> {
+        let candidates = self.by_len.get(name.len())?;
+        let bytes = name.as_bytes();
+        let (head, tail) = name_words(bytes);
+        candidates
+            .iter()
+            .find(|(_, h, t, known)| {
+                // The two words cover names of up to 16 bytes; longer ones
+                // also compare the middle.
+                *h == head && *t == tail && (bytes.len() <= 16 || known.as_bytes() == bytes)
+            })
+            .map(|(slot, ..)| *slot)
+    }
+}
+
+/// The first and the last (up to) eight bytes, zero-padded.
+#[inline]
+fn name_words(bytes: &[u8]) -> (u64, u64) {
+    let mut head = [0u8; 8];
+    let n = bytes.len().min(8);
+    head[..n].copy_from_slice(&bytes[..n]);
+    let mut tail = [0u8; 8];
+    tail[..n].copy_from_slice(&bytes[bytes.len() - n..]);
+    (u64::from_le_bytes(head), u64::from_le_bytes(tail))
+}
+
+fn top_index() -> &'static NameIndex {
+    static INDEX: std::sync::OnceLock<NameIndex> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| NameIndex::new(TOP_KEYS))
+}
+
+fn field_index() -> &'static NameIndex {
+    static INDEX: std::sync::OnceLock<NameIndex> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| NameIndex::new(KNOWN_FIELDS))
 }
 
 /// The top-level keys the mapping reads (`E.x` in SPEC §1).
@@ -217,13 +258,50 @@ const TOP_KEYS: &[&str] = &[
     "geometry_norm",
 ];
 
+/// A known member's value as read, without decoding it: a string without
+/// escapes is kept as its contents, anything else as its (validated) JSON
+/// source, decoded only when the mapping asks. Reading a line therefore
+/// builds nothing and frees nothing; most of it is one validating pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RawValue<'a> {
+    /// A JSON string without escapes: its contents.
+    Text(&'a str),
+    /// Any other value: its JSON text.
+    Json(&'a str),
+}
+
+impl<'a> RawValue<'a> {
+    /// `null`, or the empty string: what `pick` passes over.
+    fn is_null_or_empty(self) -> bool {
+        matches!(self, RawValue::Text("") | RawValue::Json("null"))
+    }
+
+    /// The decoded value.
+    pub fn value(self) -> JsonValue<'a> {
+        match self {
+            RawValue::Text(text) => JsonValue::Str(std::borrow::Cow::Borrowed(text)),
+            // Validated while reading the line, so this cannot fail; `null`
+            // keeps the mapping total even if it did.
+            RawValue::Json(json) => crate::json::parse(json).unwrap_or(JsonValue::Null),
+        }
+    }
+
+    /// `str(v).strip()`.
+    fn to_str(self) -> String {
+        match self {
+            RawValue::Text(text) => py_strip(text).to_owned(),
+            RawValue::Json(_) => to_str(&self.value()),
+        }
+    }
+}
+
 /// A Falco line as the gate needs it: the known top-level members and the
-/// known `output_fields` members, parsed; everything else only validated.
+/// known `output_fields` members, located; everything else only validated.
 /// A later duplicate key replaces an earlier one, as Python's dict does.
 #[derive(Debug)]
 pub struct FalcoDoc<'a> {
-    top: [Option<JsonValue<'a>>; TOP_KEYS.len()],
-    fields: [Option<JsonValue<'a>>; KNOWN_FIELDS.len()],
+    top: [Option<RawValue<'a>>; TOP_KEYS.len()],
+    fields: [Option<RawValue<'a>>; KNOWN_FIELDS.len()],
 }
 
 impl<'a> FalcoDoc<'a> {
@@ -231,8 +309,8 @@ impl<'a> FalcoDoc<'a> {
     /// object, or an error saying which.
     pub fn read(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
         let mut doc = FalcoDoc {
-            top: std::array::from_fn(|_| None),
-            fields: std::array::from_fn(|_| None),
+            top: [None; TOP_KEYS.len()],
+            fields: [None; KNOWN_FIELDS.len()],
         };
         let mut reader = Reader::new(text);
         reader.skip_ws();
@@ -269,7 +347,7 @@ impl<'a> FalcoDoc<'a> {
         loop {
             let key = reader.object_key()?;
             if level == 0 && key == "output_fields" {
-                self.fields = std::array::from_fn(|_| None);
+                self.fields = [None; KNOWN_FIELDS.len()];
                 if reader.peek() == Some(b'{') {
                     self.read_object(reader, 1)?;
                     reader.depth_base = 1;
@@ -278,15 +356,12 @@ impl<'a> FalcoDoc<'a> {
                 }
             } else {
                 let slot = if level == 0 {
-                    TOP_KEYS
-                        .iter()
-                        .position(|k| *k == key)
-                        .map(|i| &mut self.top[i])
+                    top_slot(&key).map(|i| &mut self.top[i])
                 } else {
                     field_slot(&key).map(|i| &mut self.fields[i])
                 };
                 match slot {
-                    Some(slot) => *slot = Some(reader.value()?),
+                    Some(slot) => *slot = Some(read_raw(reader)?),
                     None => reader.skip_value()?,
                 }
             }
@@ -306,87 +381,100 @@ impl<'a> FalcoDoc<'a> {
     }
 
     /// `E.get(key)`.
-    fn top(&self, key: &str) -> Option<&JsonValue<'a>> {
-        let i = TOP_KEYS.iter().position(|k| *k == key);
+    fn top(&self, key: &str) -> Option<RawValue<'a>> {
+        let i = top_slot(key);
         debug_assert!(i.is_some(), "{key} must be listed in TOP_KEYS");
-        i.and_then(|i| self.top[i].as_ref())
+        i.and_then(|i| self.top[i])
     }
 
-    fn field(&self, id: usize) -> Option<&JsonValue<'a>> {
-        self.fields[id].as_ref()
+    fn field(&self, id: usize) -> Option<RawValue<'a>> {
+        self.fields[id]
     }
+}
+
+/// Validate the value at the reader and move past it, keeping where it was.
+fn read_raw<'a>(reader: &mut Reader<'a>) -> Result<RawValue<'a>, JsonError> {
+    let start = reader.pos;
+    if let Some(text) = reader.plain_string() {
+        return Ok(RawValue::Text(text));
+    }
+    reader.skip_value()?;
+    Ok(RawValue::Json(&reader.text()[start..reader.pos]))
+}
+
+/// The slot of a top-level member name, if the mapping reads it.
+fn top_slot(key: &str) -> Option<usize> {
+    top_index().slot(key)
 }
 
 /// The slot of an `output_fields` member name, if the mapping reads it.
 fn field_slot(key: &str) -> Option<usize> {
-    let candidates = fields_by_len().get(key.len())?;
-    candidates.iter().find(|(_, k)| *k == key).map(|(i, _)| *i)
+    field_index().slot(key)
 }
 
 /// `pick(F, keys…)`: the first present value that is neither `null` nor `""`.
-fn pick<'v, 'a>(fields: &'v FalcoDoc<'a>, keys: &[usize]) -> Option<&'v JsonValue<'a>> {
-    keys.iter().find_map(|&key| {
-        fields.field(key).filter(|value| match value {
-            JsonValue::Null => false,
-            JsonValue::Str(s) => !s.is_empty(),
-            _ => true,
-        })
-    })
+fn pick<'a>(fields: &FalcoDoc<'a>, keys: &[usize]) -> Option<RawValue<'a>> {
+    keys.iter()
+        .find_map(|&key| fields.field(key).filter(|value| !value.is_null_or_empty()))
 }
 
-static EMPTY_STR: JsonValue<'static> = JsonValue::Str(std::borrow::Cow::Borrowed(""));
-static NULL: JsonValue<'static> = JsonValue::Null;
-static FALSE: JsonValue<'static> = JsonValue::Bool(false);
-static ZERO: JsonValue<'static> = JsonValue::Int("0");
-static ZERO_FLOAT: JsonValue<'static> = JsonValue::Float(0.0);
-static UNKNOWN: JsonValue<'static> = JsonValue::Str(std::borrow::Cow::Borrowed("unknown"));
+const EMPTY_STR: RawValue<'static> = RawValue::Text("");
+const NULL: RawValue<'static> = RawValue::Json("null");
+const FALSE: RawValue<'static> = RawValue::Json("false");
+const ZERO: RawValue<'static> = RawValue::Json("0");
+const ZERO_FLOAT: RawValue<'static> = RawValue::Json("0.0");
+const UNKNOWN: RawValue<'static> = RawValue::Text("unknown");
 
 /// Map a read Falco object into a kernel event (SPEC §1).
 pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
     let root = doc;
     let fields = doc;
     // `E.x or d`: the top-level value when present (even null), else `d`.
-    let top = |key: &str, default: &'static JsonValue<'static>| -> &JsonValue<'_> {
-        root.top(key).unwrap_or(default)
-    };
-    let field = |keys: &[usize], default: &JsonValue<'_>| -> String {
-        to_str(pick(fields, keys).unwrap_or(default))
+    let top = |key: &str, default: RawValue<'static>| root.top(key).unwrap_or(default);
+    let field = |keys: &[usize], default: RawValue<'_>| -> String {
+        pick(fields, keys).unwrap_or(default).to_str()
     };
 
-    let evt_type = py_lower(&field(
+    let evt_type = lower_owned(field(
         keys!("evt.type", "event.type"),
-        top("evt_type", &EMPTY_STR),
+        top("evt_type", EMPTY_STR),
     ));
     let operation = operation_for(&evt_type);
 
     let mut host = field(
         keys!("host.name", "k8s.node.name"),
-        root.top("hostname").unwrap_or(&NULL),
+        root.top("hostname").unwrap_or(NULL),
     );
     if host.is_empty() {
         host.clone_from(&options.host_default);
     }
 
-    let pid = to_int_text(
-        pick(fields, keys!("proc.pid", "process.pid", "evt.pid")).unwrap_or(top("pid", &ZERO)),
-    )
-    .map(Pid::from_canonical)
-    .unwrap_or(Pid::ZERO);
+    let pid = match pick(fields, keys!("proc.pid", "process.pid", "evt.pid"))
+        .unwrap_or(top("pid", ZERO))
+    {
+        // The common case: a plain decimal that fits.
+        RawValue::Json(digits) if small_decimal(digits) => {
+            digits.parse::<i64>().map(Pid::Small).unwrap_or(Pid::ZERO)
+        }
+        other => to_int_text(&other.value())
+            .map(Pid::from_canonical)
+            .unwrap_or(Pid::ZERO),
+    };
 
-    let mut process_name = py_lower(&field(
+    let mut process_name = lower_owned(field(
         keys!("proc.name", "process.name", "evt.arg.procname"),
-        top("process_name", &UNKNOWN),
+        top("process_name", UNKNOWN),
     ));
     if process_name.is_empty() {
         process_name.push_str("unknown");
     }
-    let parent_process = py_lower(&field(
+    let parent_process = lower_owned(field(
         keys!("proc.pname", "process.parent.name", "proc.aname[1]"),
-        top("parent_process", &EMPTY_STR),
+        top("parent_process", EMPTY_STR),
     ));
     let command_line = field(
         keys!("proc.cmdline", "process.command_line", "evt.arg.cmdline"),
-        top("command_line", &EMPTY_STR),
+        top("command_line", EMPTY_STR),
     );
     let target = if operation == "network_connect" {
         network_target(fields, options.real_network_fields)
@@ -398,23 +486,27 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
                 "evt.arg.filename",
                 "evt.arg.path"
             ),
-            top("target", &EMPTY_STR),
+            top("target", EMPTY_STR),
         )
     };
-    let signer_trusted = to_bool(
-        pick(
-            fields,
-            keys!("scbe.signer_trusted", "proc.is_signed", "file.trusted"),
-        )
-        .unwrap_or(top("signer_trusted", &FALSE)),
-        false,
-    );
+    let signer_trusted = match pick(
+        fields,
+        keys!("scbe.signer_trusted", "proc.is_signed", "file.trusted"),
+    )
+    .unwrap_or(top("signer_trusted", FALSE))
+    {
+        RawValue::Json("true") => true,
+        RawValue::Json("false") => false,
+        other => to_bool(&other.value(), false),
+    };
     let hash = field(
         keys!("file.sha256", "proc.hash.sha256", "scbe.sha256"),
-        top("hash_sha256", &EMPTY_STR),
+        top("hash_sha256", EMPTY_STR),
     );
     let geometry_norm = to_float(
-        pick(fields, keys!("scbe.geometry_norm")).unwrap_or(top("geometry_norm", &ZERO_FLOAT)),
+        &pick(fields, keys!("scbe.geometry_norm"))
+            .unwrap_or(top("geometry_norm", ZERO_FLOAT))
+            .value(),
         0.0,
     );
 
@@ -437,6 +529,30 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
     }
 }
 
+/// Python's `lower()` of an owned string, reusing it when it is already
+/// lowercase ASCII (the usual process and event names).
+fn lower_owned(text: String) -> String {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        text
+    } else {
+        py_lower(&text)
+    }
+}
+
+/// A JSON integer literal with no sign trouble and at most 18 digits: it
+/// parses as an `i64` and is already canonical (`-0` is not).
+fn small_decimal(literal: &str) -> bool {
+    let digits = literal.strip_prefix('-').unwrap_or(literal);
+    !digits.is_empty()
+        && digits.len() <= 18
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && literal != "-0"
+}
+
 /// evt_type → operation class (SPEC §1).
 pub fn operation_for(evt_type: &str) -> String {
     let class = match evt_type {
@@ -455,7 +571,7 @@ pub fn operation_for(evt_type: &str) -> String {
 }
 
 fn network_target(fields: &FalcoDoc<'_>, real_fields: bool) -> String {
-    let text = |keys: &[usize]| pick(fields, keys).map(to_str).unwrap_or_default();
+    let text = |keys: &[usize]| pick(fields, keys).map(RawValue::to_str).unwrap_or_default();
     let endpoint = |ip: String, port: String| {
         if port.is_empty() {
             ip
@@ -488,15 +604,14 @@ fn network_target(fields: &FalcoDoc<'_>, real_fields: bool) -> String {
 
 /// The metadata dict rendered as the reference's `repr(dict)` (SPEC §2).
 fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> String {
-    let mut out = String::with_capacity(256);
-    let top = |key: &str| root.top(key).unwrap_or(&NULL);
-    let picked = |keys: &[usize]| pick(fields, keys).unwrap_or(&EMPTY_STR);
-    let evt_type_value = JsonValue::Str(std::borrow::Cow::Borrowed(evt_type));
-    let entries: [(&str, &JsonValue<'_>); 8] = [
+    let top = |key: &str| root.top(key).unwrap_or(NULL);
+    let picked = |keys: &[usize]| pick(fields, keys).unwrap_or(EMPTY_STR);
+    let evt_type_value = RawValue::Text(evt_type);
+    let entries: [(&str, RawValue<'_>); 8] = [
         ("rule", top("rule")),
         ("priority", top("priority")),
         ("output", top("output")),
-        ("evt_type", &evt_type_value),
+        ("evt_type", evt_type_value),
         (
             "container_id",
             picked(keys!("container.id", "container.image.id")),
@@ -505,6 +620,15 @@ fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> 
         ("k8s_pod", picked(keys!("k8s.pod.name"))),
         ("k8s_ns", picked(keys!("k8s.ns.name"))),
     ];
+    // Room for every entry as it is, plus quotes and separators, so the
+    // text is written without regrowing.
+    let estimate: usize = entries
+        .iter()
+        .map(|(key, value)| match value {
+            RawValue::Text(text) | RawValue::Json(text) => key.len() + text.len() + 8,
+        })
+        .sum();
+    let mut out = String::with_capacity(estimate + 16);
     out.push('{');
     for (i, (key, value)) in entries.iter().enumerate() {
         if i > 0 {
@@ -513,7 +637,10 @@ fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> 
         out.push('\'');
         out.push_str(key);
         out.push_str("': ");
-        py_repr(value, &mut out);
+        match value {
+            RawValue::Text(text) => py_str_repr(text, &mut out),
+            RawValue::Json(_) => py_repr(&value.value(), &mut out),
+        }
     }
     out.push('}');
     out
@@ -522,13 +649,13 @@ fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> 
 /// The event's own time: `output_fields["evt.time"]` (integer ns), else the
 /// top-level RFC 3339 `time`. Replays use it as their clock.
 fn event_time(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>) -> Option<Timestamp> {
-    if let Some(JsonValue::Int(ns)) = fields.field(field_id("evt.time")) {
+    if let Some(JsonValue::Int(ns)) = fields.field(field_id("evt.time")).map(RawValue::value) {
         if let Ok(ns) = ns.parse::<i64>() {
             return Some(Timestamp::from_nanos(ns));
         }
     }
-    match root.top("time") {
-        Some(JsonValue::Str(text)) => Timestamp::parse_rfc3339(text),
+    match root.top("time").map(RawValue::value) {
+        Some(JsonValue::Str(text)) => Timestamp::parse_rfc3339(&text),
         Some(JsonValue::Int(ns)) => ns.parse::<i64>().ok().map(Timestamp::from_nanos),
         _ => None,
     }
@@ -608,6 +735,58 @@ mod tests {
             parse_event(line, &options).unwrap().target,
             "10.0.0.1:5555->1.1.1.1:443"
         );
+    }
+
+    #[test]
+    fn name_index_finds_exactly_the_known_names() {
+        for (slot, name) in KNOWN_FIELDS.iter().enumerate() {
+            assert_eq!(field_slot(name), Some(slot), "{name}");
+            // Same length, one byte changed anywhere (the middle of long
+            // names is not covered by the two words).
+            for i in 0..name.len() {
+                let mut near = name.as_bytes().to_vec();
+                near[i] ^= 0x01;
+                if let Ok(near) = std::str::from_utf8(&near) {
+                    let expected = KNOWN_FIELDS.iter().position(|k| *k == near);
+                    assert_eq!(field_slot(near), expected, "{near}");
+                }
+            }
+            assert_eq!(field_slot(&name[1..]), None);
+            assert_eq!(field_slot(&format!("{name}x")), None);
+        }
+        for (slot, name) in TOP_KEYS.iter().enumerate() {
+            assert_eq!(top_slot(name), Some(slot), "{name}");
+        }
+        assert_eq!(field_slot(""), None);
+        assert_eq!(top_slot("output_fields"), None);
+    }
+
+    #[test]
+    fn pid_fast_path_agrees_with_python_int() {
+        let pid = |raw: &str| {
+            event(&format!(r#"{{"output_fields":{{"proc.pid":{raw}}}}}"#))
+                .pid
+                .to_string()
+        };
+        assert_eq!(pid("42"), "42");
+        assert_eq!(pid("-0"), "0");
+        assert_eq!(pid("0"), "0");
+        assert_eq!(pid("-17"), "-17");
+        assert_eq!(pid("999999999999999999"), "999999999999999999");
+        assert_eq!(pid("99999999999999999999999"), "99999999999999999999999");
+        assert_eq!(pid("4.0"), "0");
+        assert_eq!(pid("\" 42 \""), "42");
+        assert_eq!(pid("true"), "0");
+    }
+
+    #[test]
+    fn escaped_and_plain_strings_map_alike() {
+        let plain = event(r#"{"output_fields":{"proc.name":"Bash","proc.cmdline":"a\"b"}}"#);
+        let escaped =
+            event(r#"{"output_fields":{"proc.name":"\u0042ash","proc.cmdline":"a\u0022b"}}"#);
+        assert_eq!(plain, escaped);
+        assert_eq!(plain.process_name, "bash");
+        assert_eq!(plain.command_line, "a\"b");
     }
 
     #[test]

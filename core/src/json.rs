@@ -92,6 +92,45 @@ pub(crate) struct Reader<'a> {
     pub(crate) depth_base: usize,
 }
 
+/// The kinds of the containers [`Reader::skip_value`] is inside (`true`: an
+/// object), as bits: no allocation until nesting passes 64 levels.
+#[derive(Default)]
+struct OpenStack {
+    bits: u64,
+    depth: usize,
+    deeper: Vec<bool>,
+}
+
+impl OpenStack {
+    fn len(&self) -> usize {
+        self.depth
+    }
+
+    fn push(&mut self, is_object: bool) {
+        if self.depth < 64 {
+            self.bits = (self.bits & !(1 << self.depth)) | (u64::from(is_object) << self.depth);
+        } else {
+            self.deeper.push(is_object);
+        }
+        self.depth += 1;
+    }
+
+    fn last(&self) -> Option<bool> {
+        match self.depth {
+            0 => None,
+            d if d <= 64 => Some(self.bits >> (d - 1) & 1 == 1),
+            _ => self.deeper.last().copied(),
+        }
+    }
+
+    fn pop(&mut self) {
+        if self.depth > 64 {
+            self.deeper.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
+}
+
 /// A container being filled while parsing iteratively.
 enum Frame<'a> {
     Array(Vec<JsonValue<'a>>),
@@ -106,6 +145,27 @@ impl<'a> Reader<'a> {
             pos: 0,
             depth_base: 0,
         }
+    }
+
+    /// The whole text being read.
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// At a string without escapes or control characters: its contents,
+    /// with the reader moved past it. Otherwise `None`, the reader unmoved.
+    #[inline]
+    pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let start = self.pos + 1;
+        let offset = find_json_special(&self.bytes[start..], b'"')?;
+        if self.bytes[start + offset] != b'"' {
+            return None;
+        }
+        self.pos = start + offset + 1;
+        Some(&self.text[start..start + offset])
     }
 
     pub(crate) fn at_end(&self) -> bool {
@@ -342,9 +402,8 @@ impl<'a> Reader<'a> {
     /// the members the gate never reads. Accepts exactly what [`Self::value`]
     /// accepts, with the same depth bound.
     pub(crate) fn skip_value(&mut self) -> Result<(), JsonError> {
-        // `true` for an open object, `false` for an open array; allocated
-        // only when the value is a container.
-        let mut open: Vec<bool> = Vec::new();
+        // `true` for an open object, `false` for an open array.
+        let mut open = OpenStack::default();
         loop {
             match self.peek() {
                 Some(c @ (b'{' | b'[')) => {
@@ -374,7 +433,7 @@ impl<'a> Reader<'a> {
             }
             // A value ended: close containers or move to the next member.
             loop {
-                let Some(&is_object) = open.last() else {
+                let Some(is_object) = open.last() else {
                     return Ok(());
                 };
                 self.skip_ws();

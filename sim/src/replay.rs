@@ -15,7 +15,7 @@
 //! process tables, never by the corpus.
 
 use std::io::{self, Write};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -29,7 +29,7 @@ use scbe_core::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::input::{raw_prefix, BatchReader, Corpus};
+use crate::input::{raw_prefix, Batch, BatchReader, Corpus};
 use crate::progress::Progress;
 
 /// Records rendered per parallel render task.
@@ -232,23 +232,53 @@ pub fn replay(
     let mut progress = Progress::new(config.progress, corpus.total_bytes, corpus.bytes_read);
     let mut done = false;
 
-    while let Some(batch) = reader.next_batch() {
-        let batch = batch.context("cannot read input")?;
-        // Stage 1: prepare, in parallel.
-        let prepared: Vec<PreparedLine> = pool.install(|| {
-            batch
-                .lines
-                .par_iter()
-                .map_init(ScanScratch::default, |scratch, slot| {
-                    if slot.full_len > LINE_BYTES_MAX {
-                        return PreparedLine::Error(LineError::TooLong {
-                            bytes: slot.full_len,
-                        });
-                    }
-                    prepare_line(&config.gate, &config.mapping, batch.line(slot), scratch)
-                })
-                .collect()
+    // With more than one thread, the next batch is prepared on the pool while
+    // this thread advances and writes the current one, so the sequential
+    // stage overlaps the parallel one instead of idling the other cores. One
+    // thread does the stages in turn; a live stream is not read ahead, so
+    // that a batch's decisions never wait for more input.
+    let overlap = config.threads > 1 && !live;
+    let (prepared_tx, prepared_rx) = mpsc::channel::<(Batch, Vec<PreparedLine>)>();
+    let start_prepare = |batch: Batch| {
+        let gate = Arc::clone(&config.gate);
+        let mapping = config.mapping.clone();
+        let prepared_tx = prepared_tx.clone();
+        pool.spawn(move || {
+            let prepared = prepare_batch(&gate, &mapping, &batch);
+            // The receiver is gone only when the replay already failed.
+            let _ = prepared_tx.send((batch, prepared));
         });
+    };
+    let mut in_flight = false;
+    if overlap {
+        if let Some(batch) = reader.next_batch() {
+            start_prepare(batch.context("cannot read input")?);
+            in_flight = true;
+        }
+    }
+
+    loop {
+        let (batch, prepared) = if overlap {
+            if !in_flight {
+                break;
+            }
+            let ready = prepared_rx
+                .recv()
+                .context("the replay thread pool stopped")?;
+            in_flight = false;
+            if let Some(next) = reader.next_batch() {
+                start_prepare(next.context("cannot read input")?);
+                in_flight = true;
+            }
+            ready
+        } else {
+            let Some(batch) = reader.next_batch() else {
+                break;
+            };
+            let batch = batch.context("cannot read input")?;
+            let prepared = pool.install(|| prepare_batch(&config.gate, &config.mapping, &batch));
+            (batch, prepared)
+        };
 
         // Stage 2: advance per-process state, strictly in input order.
         let mut slots: Vec<Slot> = Vec::with_capacity(prepared.len());
@@ -339,6 +369,22 @@ pub fn replay(
     summary.state_evictions = bridge.table().evictions();
     summary.output_sha256 = hasher.map(|h| hex(&h.finalize()));
     Ok(summary)
+}
+
+/// Stage 1: parse, map, scan and score every line of a batch, in parallel.
+fn prepare_batch(gate: &Gate, mapping: &MappingOptions, batch: &Batch) -> Vec<PreparedLine> {
+    batch
+        .lines
+        .par_iter()
+        .map_init(ScanScratch::default, |scratch, slot| {
+            if slot.full_len > LINE_BYTES_MAX {
+                return PreparedLine::Error(LineError::TooLong {
+                    bytes: slot.full_len,
+                });
+            }
+            prepare_line(gate, mapping, batch.line(slot), scratch)
+        })
+        .collect()
 }
 
 fn split_chunks(slots: Vec<Slot>, size: usize) -> Vec<Vec<Slot>> {
