@@ -10,7 +10,7 @@ use crate::event::{KernelEvent, Pid};
 use crate::json::{JsonError, JsonValue, Reader};
 use crate::limits::LINE_BYTES_MAX;
 use crate::pystr::{py_lower, py_str_repr, py_strip};
-use crate::pyvalue::{py_repr, to_bool, to_float, to_int_text, to_str};
+use crate::pyvalue::{int_literal_to_float, py_repr, to_bool, to_float, to_int_text, to_str};
 
 /// How Falco events become kernel events: the parts of the mapping a policy
 /// or the command line may change.
@@ -503,12 +503,19 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
         keys!("file.sha256", "proc.hash.sha256", "scbe.sha256"),
         top("hash_sha256", EMPTY_STR),
     );
-    let geometry_norm = to_float(
-        &pick(fields, keys!("scbe.geometry_norm"))
-            .unwrap_or(top("geometry_norm", ZERO_FLOAT))
-            .value(),
-        0.0,
-    );
+    let geometry_norm = match pick(fields, keys!("scbe.geometry_norm"))
+        .unwrap_or(top("geometry_norm", ZERO_FLOAT))
+    {
+        // A plain JSON number: no need to build the value first.
+        RawValue::Json(number) if number.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            if number.contains('.') {
+                number.parse().unwrap_or(0.0)
+            } else {
+                int_literal_to_float(number).unwrap_or(0.0)
+            }
+        }
+        other => to_float(&other.value(), 0.0),
+    };
 
     let metadata_repr = metadata_repr(root, fields, &evt_type);
     let time = event_time(root, fields);
@@ -649,6 +656,11 @@ fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> 
 /// The event's own time: `output_fields["evt.time"]` (integer ns), else the
 /// top-level RFC 3339 `time`. Replays use it as their clock.
 fn event_time(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>) -> Option<Timestamp> {
+    if let Some(RawValue::Json(ns)) = fields.field(field_id("evt.time")) {
+        if small_decimal(ns) {
+            return ns.parse::<i64>().ok().map(Timestamp::from_nanos);
+        }
+    }
     if let Some(JsonValue::Int(ns)) = fields.field(field_id("evt.time")).map(RawValue::value) {
         if let Ok(ns) = ns.parse::<i64>() {
             return Some(Timestamp::from_nanos(ns));

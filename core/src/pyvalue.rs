@@ -97,11 +97,18 @@ pub fn to_int_text(value: &JsonValue<'_>) -> Option<String> {
 pub fn to_float(value: &JsonValue<'_>, default: f64) -> f64 {
     match value {
         JsonValue::Float(f) => *f,
-        JsonValue::Int(text) => text.parse().unwrap_or(default),
+        JsonValue::Int(text) => int_literal_to_float(text).unwrap_or(default),
         JsonValue::Str(s) => py_float_text(s).unwrap_or(default),
         JsonValue::Null | JsonValue::Bool(_) => default,
         other => py_float_text(&to_str(other)).unwrap_or(default),
     }
+}
+
+/// `float(int)` of a JSON integer literal: correctly rounded, and never
+/// negative zero (Python's `-0` is the int `0`).
+pub fn int_literal_to_float(text: &str) -> Option<f64> {
+    let value: f64 = text.parse().ok()?;
+    Some(if value == 0.0 { 0.0 } else { value })
 }
 
 /// JSON booleans as they are; `null` → `default`; otherwise the stripped,
@@ -145,6 +152,9 @@ mod tests {
         assert_eq!(to_float(&v("true"), 0.5), 0.5);
         assert_eq!(to_float(&v("\"1_0.5\""), 0.0), 10.5);
         assert!(to_float(&v("NaN"), 0.0).is_nan());
+        // Python: float(str(json.loads("-0"))) is 0.0, not -0.0.
+        assert!(to_float(&v("-0"), 1.0).is_sign_positive());
+        assert!(to_float(&v("\"-0\""), 1.0).is_sign_negative());
         assert!(to_bool(&v("\"yes\""), false));
         assert!(to_bool(&v("1"), false));
         assert!(!to_bool(&v("1.0"), false));
