@@ -345,7 +345,10 @@ impl<'a> FalcoDoc<'a> {
             return Ok(());
         }
         loop {
-            let key = reader.object_key()?;
+            let key = match reader.plain_key() {
+                Some(key) => std::borrow::Cow::Borrowed(key),
+                None => reader.object_key()?,
+            };
             if level == 0 && key == "output_fields" {
                 self.fields = [None; KNOWN_FIELDS.len()];
                 if reader.peek() == Some(b'{') {
@@ -656,12 +659,12 @@ fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> 
 /// The event's own time: `output_fields["evt.time"]` (integer ns), else the
 /// top-level RFC 3339 `time`. Replays use it as their clock.
 fn event_time(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>) -> Option<Timestamp> {
-    if let Some(RawValue::Json(ns)) = fields.field(field_id("evt.time")) {
+    if let Some(RawValue::Json(ns)) = fields.field(const { field_id("evt.time") }) {
         if small_decimal(ns) {
             return ns.parse::<i64>().ok().map(Timestamp::from_nanos);
         }
     }
-    if let Some(JsonValue::Int(ns)) = fields.field(field_id("evt.time")).map(RawValue::value) {
+    if let Some(JsonValue::Int(ns)) = fields.field(const { field_id("evt.time") }).map(RawValue::value) {
         if let Ok(ns) = ns.parse::<i64>() {
             return Some(Timestamp::from_nanos(ns));
         }

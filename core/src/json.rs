@@ -154,7 +154,7 @@ impl<'a> Reader<'a> {
 
     /// At a string without escapes or control characters: its contents,
     /// with the reader moved past it. Otherwise `None`, the reader unmoved.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
         if self.peek() != Some(b'"') {
             return None;
@@ -166,6 +166,23 @@ impl<'a> Reader<'a> {
         }
         self.pos = start + offset + 1;
         Some(&self.text[start..start + offset])
+    }
+
+    /// `"key" :` for a key without escapes (nearly all of them): the key,
+    /// with the reader at the value. Otherwise `None`, the reader unmoved,
+    /// and [`Self::object_key`] decodes or reports it.
+    #[inline]
+    pub(crate) fn plain_key(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        let key = self.plain_string()?;
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            self.pos = start;
+            return None;
+        }
+        self.pos += 1;
+        self.skip_ws();
+        Some(key)
     }
 
     pub(crate) fn at_end(&self) -> bool {
