@@ -664,7 +664,10 @@ fn event_time(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>) -> Option<Timestamp> {
             return ns.parse::<i64>().ok().map(Timestamp::from_nanos);
         }
     }
-    if let Some(JsonValue::Int(ns)) = fields.field(const { field_id("evt.time") }).map(RawValue::value) {
+    if let Some(JsonValue::Int(ns)) = fields
+        .field(const { field_id("evt.time") })
+        .map(RawValue::value)
+    {
         if let Ok(ns) = ns.parse::<i64>() {
             return Some(Timestamp::from_nanos(ns));
         }
