@@ -240,28 +240,46 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-/// Batches read ahead of their consumer by a reader thread: at most two in
-/// flight, buffers recycled, so memory stays bounded whatever the corpus size.
-#[derive(Debug)]
+/// Batches of input lines, bounded whatever the corpus size: read ahead by a
+/// reader thread (at most two in flight, buffers recycled), or — for a run
+/// on one thread — read in turn on the caller's thread.
 pub struct BatchReader {
-    batches: Option<mpsc::Receiver<io::Result<Batch>>>,
-    recycle: mpsc::Sender<Batch>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    source: BatchSource,
+}
+
+enum BatchSource {
+    Thread {
+        batches: Option<mpsc::Receiver<io::Result<Batch>>>,
+        recycle: mpsc::Sender<Batch>,
+        handle: Option<std::thread::JoinHandle<()>>,
+    },
+    Inline {
+        lines: LineReader<Box<dyn Read + Send>>,
+        spare: Option<Batch>,
+        done: bool,
+    },
+}
+
+impl std::fmt::Debug for BatchReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.source {
+            BatchSource::Thread { .. } => "thread",
+            BatchSource::Inline { .. } => "inline",
+        };
+        f.debug_struct("BatchReader").field("mode", &mode).finish()
+    }
 }
 
 impl BatchReader {
-    /// Start reading `reader` (a live stream when `live`, see [`Corpus::live`]).
+    /// Start reading `reader` on a reader thread (a live stream when `live`,
+    /// see [`Corpus::live`]).
     pub fn spawn(reader: Box<dyn Read + Send>, live: bool) -> io::Result<BatchReader> {
         let (batch_tx, batch_rx) = mpsc::sync_channel::<io::Result<Batch>>(2);
         let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
         let handle = std::thread::Builder::new()
             .name("scbe-reader".to_owned())
             .spawn(move || {
-                let mut lines = if live {
-                    LineReader::live(reader)
-                } else {
-                    LineReader::new(reader)
-                };
+                let mut lines = line_reader(reader, live);
                 loop {
                     let mut batch = recycle_rx.try_recv().unwrap_or_default();
                     match lines.next_batch(&mut batch) {
@@ -279,32 +297,96 @@ impl BatchReader {
                 }
             })?;
         Ok(BatchReader {
-            batches: Some(batch_rx),
-            recycle: recycle_tx,
-            handle: Some(handle),
+            source: BatchSource::Thread {
+                batches: Some(batch_rx),
+                recycle: recycle_tx,
+                handle: Some(handle),
+            },
         })
     }
 
+    /// Read `reader` on the caller's thread, one batch per [`Self::next_batch`]:
+    /// for runs asked to use a single thread.
+    pub fn inline(reader: Box<dyn Read + Send>, live: bool) -> BatchReader {
+        BatchReader {
+            source: BatchSource::Inline {
+                lines: line_reader(reader, live),
+                spare: None,
+                done: false,
+            },
+        }
+    }
+
+    /// A reader thread, or inline when `threads` is 1.
+    pub fn for_threads(
+        reader: Box<dyn Read + Send>,
+        live: bool,
+        threads: usize,
+    ) -> io::Result<BatchReader> {
+        if threads <= 1 {
+            Ok(BatchReader::inline(reader, live))
+        } else {
+            BatchReader::spawn(reader, live)
+        }
+    }
+
     /// The next batch, `None` at the end of the input.
-    pub fn next_batch(&self) -> Option<io::Result<Batch>> {
-        self.batches.as_ref()?.recv().ok()
+    pub fn next_batch(&mut self) -> Option<io::Result<Batch>> {
+        match &mut self.source {
+            BatchSource::Thread { batches, .. } => batches.as_ref()?.recv().ok(),
+            BatchSource::Inline { lines, spare, done } => {
+                if *done {
+                    return None;
+                }
+                let mut batch = spare.take().unwrap_or_default();
+                match lines.next_batch(&mut batch) {
+                    Ok(true) => Some(Ok(batch)),
+                    Ok(false) => {
+                        *done = true;
+                        None
+                    }
+                    Err(e) => {
+                        *done = true;
+                        Some(Err(e))
+                    }
+                }
+            }
+        }
     }
 
     /// Hand a consumed batch's buffers back to the reader.
-    pub fn recycle(&self, batch: Batch) {
-        let _ = self.recycle.send(batch);
+    pub fn recycle(&mut self, batch: Batch) {
+        match &mut self.source {
+            BatchSource::Thread { recycle, .. } => {
+                let _ = recycle.send(batch);
+            }
+            BatchSource::Inline { spare, .. } => *spare = Some(batch),
+        }
     }
 
     /// Stop reading. A reader that ran to the end of its input is joined; one
     /// stopped early (`--max-events`) may be blocked on a live stdin, so it
     /// is left to end with the process.
     pub fn finish(mut self, reached_end: bool) {
-        drop(self.batches.take());
-        if let Some(handle) = self.handle.take() {
-            if reached_end {
-                let _ = handle.join();
+        if let BatchSource::Thread {
+            batches, handle, ..
+        } = &mut self.source
+        {
+            drop(batches.take());
+            if let Some(handle) = handle.take() {
+                if reached_end {
+                    let _ = handle.join();
+                }
             }
         }
+    }
+}
+
+fn line_reader(reader: Box<dyn Read + Send>, live: bool) -> LineReader<Box<dyn Read + Send>> {
+    if live {
+        LineReader::live(reader)
+    } else {
+        LineReader::new(reader)
     }
 }
 

@@ -98,8 +98,8 @@ pub fn for_each_line<T: Send>(
         .thread_name(|i| format!("scbe-lab-{i}"))
         .build()
         .context("cannot start the thread pool")?;
-    let reader =
-        BatchReader::spawn(corpus.reader, corpus.live).context("cannot start the reader thread")?;
+    let mut reader = BatchReader::for_threads(corpus.reader, corpus.live, threads)
+        .context("cannot start the reader thread")?;
     let result = (|| -> Result<()> {
         while let Some(batch) = reader.next_batch() {
             let batch = batch.context("cannot read input")?;

@@ -214,8 +214,8 @@ pub fn replay(
         .build()
         .context("cannot start the replay thread pool")?;
 
-    let reader =
-        BatchReader::spawn(corpus.reader, corpus.live).context("cannot start the reader thread")?;
+    let mut reader = BatchReader::for_threads(corpus.reader, corpus.live, config.threads)
+        .context("cannot start the reader thread")?;
     let live = corpus.live;
 
     let mut bridge = Bridge::new(
