@@ -67,14 +67,21 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
     let path_text = corpus_path.to_str().context("corpus path is not UTF-8")?;
     let mut rows = Vec::new();
     let mut events = 0;
-    let python_lines_per_second = if config.python {
-        python_json_loads_rate(corpus_path)?
-    } else {
-        None
-    };
-    for &threads in &config.threads {
-        let mut walls = Vec::with_capacity(config.repeats);
-        for _ in 0..config.repeats.max(1) {
+    // Rounds: each times the Python loop once (when asked) and then every
+    // thread count once, so that ratios compare runs made moments apart on a
+    // machine whose load may drift; medians are taken per column.
+    let repeats = config.repeats.max(1);
+    let mut python_rates = Vec::with_capacity(repeats);
+    let mut walls: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); config.threads.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); config.threads.len()];
+    for _ in 0..repeats {
+        let python_rate = if config.python {
+            python_json_loads_rate(corpus_path)?
+        } else {
+            None
+        };
+        python_rates.extend(python_rate);
+        for (column, &threads) in config.threads.iter().enumerate() {
             let mut replay_config = config.replay.clone();
             replay_config.threads = threads;
             replay_config.progress = false;
@@ -87,17 +94,24 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             let started = Instant::now();
             let summary = replay(&replay_config, corpus, &mut out, &mut std::io::sink())?;
             out.flush()?;
-            walls.push(started.elapsed().as_secs_f64());
+            let wall = started.elapsed().as_secs_f64();
             events = summary.events_seen;
+            walls[column].push(wall);
+            if let Some(py) = python_rate {
+                ratios[column].push(events as f64 / wall / py);
+            }
         }
-        let wall = median(&mut walls);
+    }
+    let python_lines_per_second = (!python_rates.is_empty()).then(|| median(&mut python_rates));
+    for ((&threads, walls), ratios) in config.threads.iter().zip(&mut walls).zip(&mut ratios) {
+        let wall = median(walls);
         rows.push(ScalingRow {
             threads,
             wall_seconds: wall,
             events_per_second: events as f64 / wall,
             megabytes_per_second: input_bytes as f64 / wall / 1e6,
             speedup: 1.0,
-            vs_python: python_lines_per_second.map(|py| events as f64 / wall / py),
+            vs_python: (!ratios.is_empty()).then(|| median(ratios)),
         });
     }
     if let Some(first) = rows.first().map(|r| r.events_per_second) {
@@ -165,8 +179,8 @@ pub fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Lines per second of `for line in f: json.loads(line)` in `python3`, the
-/// median of three runs; `None` when python3 is not installed.
+/// Lines per second of `for line in f: json.loads(line)` in `python3` (one
+/// run); `None` when python3 is not installed.
 fn python_json_loads_rate(corpus_path: &Path) -> Result<Option<f64>> {
     const SCRIPT: &str = "import json,sys,time\n\
         t=time.perf_counter()\n\
@@ -177,30 +191,26 @@ fn python_json_loads_rate(corpus_path: &Path) -> Result<Option<f64>> {
         \x20       except Exception: pass\n\
         \x20       n+=1\n\
         print(n/(time.perf_counter()-t))\n";
-    let mut rates = Vec::new();
-    for _ in 0..3 {
-        let output = match Command::new("python3")
-            .arg("-c")
-            .arg(SCRIPT)
-            .arg(corpus_path)
-            .output()
-        {
-            Ok(output) => output,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).context("cannot run python3"),
-        };
-        anyhow::ensure!(
-            output.status.success(),
-            "python3 baseline failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let rate: f64 = String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse()
-            .context("python3 baseline printed no rate")?;
-        rates.push(rate);
-    }
-    Ok(Some(median(&mut rates)))
+    let output = match Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(corpus_path)
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("cannot run python3"),
+    };
+    anyhow::ensure!(
+        output.status.success(),
+        "python3 baseline failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rate: f64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .context("python3 baseline printed no rate")?;
+    Ok(Some(rate))
 }
 
 impl BenchReport {
@@ -238,7 +248,8 @@ impl BenchReport {
 
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "corpus {} — {} events, {:.1} MB, median of {} runs\n",
+            "corpus {} — {} events, {:.1} MB, median of {} rounds (each round times the\n\
+             Python loop, then every thread count)\n",
             self.corpus,
             self.events,
             self.input_bytes as f64 / 1e6,
@@ -256,7 +267,9 @@ impl BenchReport {
             ));
         }
         if let Some(py) = self.python_lines_per_second {
-            out.push_str(&format!("python3 json.loads loop: {py:.0} lines/s\n"));
+            out.push_str(&format!(
+                "python3 json.loads loop: {py:.0} lines/s (median); ratios are medians of per-round ratios\n"
+            ));
         }
         out.push_str(&format!(
             "per-event latency (1 thread, decide + render): p50 {} ns, p99 {} ns, p99.9 {} ns\n",

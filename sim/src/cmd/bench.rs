@@ -28,7 +28,8 @@ pub struct BenchArgs {
     /// Policy file; the reference policy when omitted.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// Runs per thread count; the median is reported.
+    /// Rounds; each runs every thread count once (and the Python loop, with
+    /// `--python`). Medians are reported.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// Also time a Python `json.loads` loop over the same file (needs python3)
