@@ -352,4 +352,65 @@ mod tests {
         assert_eq!(python_ignorecase_fold("/etc/pİsſ\u{131}"), "/etc/pissi");
         assert_eq!(python_ignorecase_fold("\u{212a}"), "k");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Filtered per-pattern matching agrees with the set over the folded
+        /// target, ASCII or not, short or long.
+        #[test]
+        fn filtered_targets_match_the_set(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "/etc/", "/ETC/", "shadow", "ſhadow", "SHADOW", "passwd", "ssh", "sſh",
+                "/boot/", "/BOOT/", "/usr/lib/modules/", "\\windows\\system32\\drivers\\",
+                "\\Windows\\System32\\Config\\", "/tmp/", ".x", "/var/log/wtmp", "\u{212a}",
+                "k", "İ", "ı", "/", "a", "crontab", "/etc/cron.weekly/", "x".repeat(40).leak(),
+            ]), 0..12),
+        ) {
+            let target = pieces.concat();
+            let mut policy = Policy::reference().integrity;
+            policy.sensitive_targets.extend(
+                [
+                    r"(?i)/etc/cron\.(d|hourly|daily|weekly|monthly)/|/etc/crontab$",
+                    r"(?i)/var/log/(wtmp|btmp|lastlog)$",
+                    r"(?i)^/(tmp|dev/shm|var/tmp)/\.([^t/.]|t[^m/]|tm[^p/])",
+                    "(?i)kk",
+                    "a*",
+                    "İ",
+                ]
+                .map(String::from),
+            );
+            let checker = IntegrityChecker::new(&policy).unwrap();
+            let set = pyregex::compile_set(&policy.sensitive_targets).unwrap();
+            let folded = python_ignorecase_fold(&target);
+            let want = set.matches(&folded).iter().fold(0u64, |acc, i| acc | 1 << i);
+            let got = checker.features(&event("open", &target, true, None)).sensitive_matches;
+            proptest::prop_assert_eq!(got, want, "{:?}", target);
+        }
+    }
+
+    #[test]
+    fn pairs_and_hashes() {
+        let mut policy = Policy::reference().integrity;
+        policy
+            .parent_child_pairs
+            .push((String::new(), "ba".to_owned()));
+        policy
+            .parent_child_pairs
+            .push(("é".to_owned(), "sh".to_owned()));
+        let checker = IntegrityChecker::new(&policy).unwrap();
+        let mut e = event("open", "/x", true, Some("é"));
+        e.parent_process = "/usr/bin/python3é".into();
+        let f = checker.features(&e);
+        // python->bash, ""->ba, é->sh
+        assert_eq!(f.n_pair_matches, 3);
+        assert_eq!(f.pair_matches, 0b110_0000 | 1 << 4);
+        assert_eq!(f.hash, HashState::InvalidLength);
+        let sixty_four_chars = format!("{}é", "a".repeat(63));
+        let f = checker.features(&event("open", "/x", true, Some(&sixty_four_chars)));
+        assert_eq!(f.hash, HashState::Present);
+        let sixty_four_bytes = format!("{}é", "a".repeat(62));
+        let f = checker.features(&event("open", "/x", true, Some(&sixty_four_bytes)));
+        assert_eq!(f.hash, HashState::InvalidLength);
+    }
 }

