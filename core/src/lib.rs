@@ -22,6 +22,7 @@ pub mod integrity;
 pub mod json;
 pub mod jsonw;
 pub mod limits;
+pub mod litscan;
 pub mod membrane;
 pub mod memory;
 pub mod policy;

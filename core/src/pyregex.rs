@@ -84,6 +84,20 @@ pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
         .build()
 }
 
+/// The syntax tree [`compile`] builds its regex from, for literal analysis
+/// ([`crate::litscan`]).
+pub fn parse(pattern: &str) -> Option<regex_syntax::hir::Hir> {
+    crate::litscan::parse(&translate(pattern))
+}
+
+/// The necessary literal sets of a Python-dialect pattern
+/// ([`crate::litscan::necessary_sets`]); none when it cannot be analyzed.
+pub fn necessary_sets(pattern: &str) -> Vec<std::collections::BTreeSet<Vec<u8>>> {
+    parse(pattern)
+        .map(|hir| crate::litscan::necessary_sets(&hir))
+        .unwrap_or_default()
+}
+
 /// Compile Python-dialect patterns into one set.
 pub fn compile_set(patterns: &[String]) -> Result<RegexSet, regex::Error> {
     RegexSetBuilder::new(patterns.iter().map(|p| translate(p)))
