@@ -3,6 +3,7 @@
 
 mod determinism;
 mod hostile;
+mod lockfile;
 mod parity;
 mod properties;
 mod real_corpora;
