@@ -66,6 +66,40 @@ pub fn find_json_special(bytes: &[u8], extra: u8) -> Option<usize> {
     )
 }
 
+/// Whether any byte is `"`, `\`, below 0x20, or `extra`: the question a
+/// JSON writer asks before copying a string as is. Unlike
+/// [`find_json_special`] it never stops early or confirms byte by byte, and
+/// reads a short tail as one space-padded word (a string below eight bytes
+/// is a single word), which is what makes it cheap on short field values.
+#[inline]
+pub fn has_json_special(bytes: &[u8], extra: u8) -> bool {
+    let hits = |w: u64| {
+        zero_bytes(w ^ (LO * u64::from(b'"')))
+            | zero_bytes(w ^ (LO * u64::from(b'\\')))
+            | zero_bytes(w ^ (LO * u64::from(extra)))
+            | bytes_below(w, 0x20)
+    };
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+    let n = bytes.len();
+    if n < 8 {
+        let mut padded = [b' '; 8];
+        padded[..n].copy_from_slice(bytes);
+        return hits(u64::from_le_bytes(padded)) != 0;
+    }
+    // Each word's flags are non-zero exactly when one of its bytes is
+    // special; the last eight bytes, overlapping the final whole word, cover
+    // the tail.
+    let mut any = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        any |= hits(word(chunk));
+    }
+    if !chunks.remainder().is_empty() {
+        any |= hits(word(&bytes[n - 8..]));
+    }
+    any != 0
+}
+
 /// Index of the first byte that `repr()` cannot copy as is: not printable
 /// ASCII (below 0x20 or at/above 0x7f), the quote in use, or `\`.
 #[inline]
@@ -106,6 +140,35 @@ mod tests {
                     .iter()
                     .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == extra);
                 assert_eq!(find_json_special(sample, extra), want, "{sample:?}");
+                assert_eq!(
+                    has_json_special(sample, extra),
+                    want.is_some(),
+                    "{sample:?}"
+                );
+            }
+        }
+    }
+
+    /// One special byte at every position of clean texts of every length up
+    /// to five words (random bytes almost always hold a special somewhere,
+    /// so they cannot catch a position the scan skips).
+    #[test]
+    fn has_special_sees_one_special_anywhere() {
+        for fill in [b'a', b' ', b'~', 0x80, 0xff] {
+            for n in 0..=40 {
+                let clean = vec![fill; n];
+                assert!(!has_json_special(&clean, 0x7f), "{n} x {fill:#x}");
+                for position in 0..n {
+                    for special in [b'"', b'\\', 0x00, 0x1f, 0x7f] {
+                        let mut text = clean.clone();
+                        text[position] = special;
+                        assert!(
+                            has_json_special(&text, 0x7f),
+                            "{special:#x} at {position} of {n} x {fill:#x}"
+                        );
+                        assert_eq!(find_json_special(&text, 0x7f), Some(position));
+                    }
+                }
             }
         }
     }
@@ -115,6 +178,12 @@ mod tests {
         fn repr_scan_agrees_on_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), quote in proptest::sample::select(vec![b'\'', b'"'])) {
             let want = bytes.iter().position(|&b| !(b' '..=b'~').contains(&b) || b == quote || b == b'\\');
             proptest::prop_assert_eq!(find_repr_special(&bytes, quote), want);
+        }
+
+        #[test]
+        fn has_special_agrees_on_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), extra in proptest::sample::select(vec![b'"', 0x7f])) {
+            let want = bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == extra);
+            proptest::prop_assert_eq!(has_json_special(&bytes, extra), want);
         }
 
         #[test]
