@@ -360,9 +360,11 @@ pub fn shell_quote(arg: &str, out: &mut String) {
         out.push_str("''");
         return;
     }
-    let safe = arg
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b));
+    let safe = arg.bytes().all(|b| {
+        matches!(b,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
+            | b'_' | b'@' | b'%' | b'+' | b'=' | b':' | b',' | b'.' | b'/' | b'-')
+    });
     if safe {
         out.push_str(arg);
         return;
@@ -425,42 +427,53 @@ fn py_round_units(value: f64, scale: f64) -> Option<f64> {
 /// digits with trailing zeros dropped, in fixed notation. Anything else takes
 /// the general path. Returns whether the fast path was taken (for tests).
 pub fn push_py_round4(value: f64, out: &mut String) -> bool {
-    let Some(units) = (if value.is_finite() {
-        py_round_units(value, 1e4)
-    } else {
-        None
-    }) else {
+    let Some((negative, units)) = py_round4_units(value) else {
         crate::jsonw::push_f64(out, py_round(value, 4));
         return false;
     };
-    // |units| < 1e15 < 2^53: the conversion is exact.
-    let magnitude = units.abs() as u64;
-    let (int_part, frac_part) = (magnitude / 10_000, magnitude % 10_000);
-    if units.is_sign_negative() {
+    let (int_part, frac_part) = (units / 10_000, units % 10_000);
+    if negative {
         out.push('-');
     }
-    out.push_str(itoa::Buffer::new().format(int_part));
-    if frac_part == 0 {
-        out.push_str(".0");
+    if int_part < 10 {
+        out.push(char::from(b'0' + int_part as u8));
     } else {
-        let digits = [
-            b'.',
-            b'0' + (frac_part / 1000) as u8,
-            b'0' + (frac_part / 100 % 10) as u8,
-            b'0' + (frac_part / 10 % 10) as u8,
-            b'0' + (frac_part % 10) as u8,
-        ];
-        let trailing_zeros = if frac_part % 1000 == 0 {
-            3
-        } else if frac_part % 100 == 0 {
-            2
-        } else {
-            usize::from(frac_part % 10 == 0)
-        };
-        let text = std::str::from_utf8(&digits[..5 - trailing_zeros]).expect("ASCII digits");
-        out.push_str(text);
+        out.push_str(itoa::Buffer::new().format(int_part));
+    }
+    out.push('.');
+    if frac_part == 0 {
+        out.push('0');
+        return true;
+    }
+    // The four decimals up to the last non-zero one.
+    let mut rest = frac_part;
+    while rest != 0 {
+        rest *= 10;
+        out.push(char::from(b'0' + (rest / 10_000) as u8));
+        rest %= 10_000;
     }
     true
+}
+
+/// [`py_round_units`] for 4 places in integers: (sign, magnitude) of
+/// `round(value * 1e4)`, under exactly the same conditions. Below 1e15 the
+/// truncation `as i64` is exact, so the fraction is the one `f64::fract`
+/// gives, and away from a half, rounding is truncation plus one when the
+/// fraction is above a half; `round` keeps the sign of its argument
+/// (`-0.3` rounds to `-0.0`). This avoids the float `round`/`trunc` calls,
+/// which are library calls on baseline x86-64.
+#[inline]
+fn py_round4_units(value: f64) -> Option<(bool, u64)> {
+    let scaled = value * 1e4;
+    if scaled.abs() < 1e15 {
+        let truncated = scaled as i64;
+        let fraction = (scaled - truncated as f64).abs();
+        if (fraction - 0.5).abs() > 1e-7 {
+            let magnitude = truncated.unsigned_abs() + u64::from(fraction > 0.5);
+            return Some((scaled.is_sign_negative(), magnitude));
+        }
+    }
+    None
 }
 
 /// The exact path of [`py_round`]: Rust's `{:.N}` formats the exact binary
@@ -579,6 +592,17 @@ mod tests {
     }
 
     #[test]
+    fn shell_quote_leaves_exactly_shlex_safe_bytes_bare() {
+        for b in 0u8..0x80 {
+            let text = char::from(b).to_string();
+            let mut out = String::new();
+            shell_quote(&text, &mut out);
+            let safe = b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b);
+            assert_eq!(out == text, safe, "{b:#x}: {out}");
+        }
+    }
+
+    #[test]
     fn shell_quote_matches_shlex() {
         let cases: &[(&str, &str)] = &[
             ("/usr/bin/sh", "/usr/bin/sh"),
@@ -649,7 +673,7 @@ mod tests {
             0.0447,
             123.456789,
             1e11 - 0.00005,
-            99_999_999_999.9999,
+            99_999_999_999.999_9,
             1e11,
             1e12,
             1e15,
@@ -695,7 +719,54 @@ mod tests {
         assert!(fast > 3_000_000, "the fast path did almost nothing: {fast}");
     }
 
+    /// The integer units of 4-place rounding are `py_round`'s own fast path.
+    fn assert_units_agree(value: f64) {
+        let float = py_round_units(value, 1e4).map(f64::to_bits);
+        let integer = py_round4_units(value).map(|(negative, magnitude)| {
+            let m = magnitude as f64;
+            (if negative { -m } else { m }).to_bits()
+        });
+        assert_eq!(integer, float, "{value:e}");
+    }
+
+    #[test]
+    fn round4_units_agree_on_edge_values() {
+        for value in [
+            0.0,
+            -0.0,
+            0.00004,
+            -0.00004,
+            0.00005,
+            -0.00005,
+            0.00006,
+            -0.00016,
+            1.0,
+            -2.5,
+            99_999_999_999.999_94,
+            99_999_999_999.999_96,
+            1e11,
+            -1e11,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            -5e-324,
+        ] {
+            assert_units_agree(value);
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn round4_units_agree_on_any_bits(bits in proptest::prelude::any::<u64>()) {
+            assert_units_agree(f64::from_bits(bits));
+        }
+
+        #[test]
+        fn round4_units_agree_on_scores(x in -3.0f64..3.0) {
+            assert_units_agree(x);
+        }
+
         #[test]
         fn round4_writer_matches_on_any_bits(bits in proptest::prelude::any::<u64>()) {
             assert_round4_matches(f64::from_bits(bits));
