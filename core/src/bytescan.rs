@@ -82,9 +82,7 @@ pub fn has_json_special(bytes: &[u8], extra: u8) -> bool {
     let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
     let n = bytes.len();
     if n < 8 {
-        let mut padded = [b' '; 8];
-        padded[..n].copy_from_slice(bytes);
-        return hits(u64::from_le_bytes(padded)) != 0;
+        return hits(short_word(bytes)) != 0;
     }
     // Each word's flags are non-zero exactly when one of its bytes is
     // special; the last eight bytes, overlapping the final whole word, cover
@@ -98,6 +96,26 @@ pub fn has_json_special(bytes: &[u8], extra: u8) -> bool {
         any |= hits(word(&bytes[n - 8..]));
     }
     any != 0
+}
+
+/// Up to seven bytes in one word, every byte of which is one of them or a
+/// space: two overlapping 4-byte reads (4 to 7 bytes), or the first, middle
+/// and last byte (1 to 3), without a copy loop.
+#[inline(always)]
+fn short_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    debug_assert!(n < 8);
+    let spaces = LO * u64::from(b' ');
+    if n >= 4 {
+        let head = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        let tail = u32::from_le_bytes(bytes[n - 4..].try_into().expect("4 bytes"));
+        u64::from(head) | u64::from(tail) << 32
+    } else if n > 0 {
+        let (first, middle, last) = (bytes[0], bytes[n / 2], bytes[n - 1]);
+        spaces & !0xff_ffff | u64::from(first) | u64::from(middle) << 8 | u64::from(last) << 16
+    } else {
+        spaces
+    }
 }
 
 /// Index of the first byte that `repr()` cannot copy as is: not printable
