@@ -50,6 +50,22 @@ fn push_str_escaped(out: &mut String, text: &str) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// `match_fixed_json!(text; "a", "b", …)`: `Some("\"a\"")` when `text` is
+/// one of the literals, else `None`. For the few fixed texts that fill most
+/// records (notes, rationales): comparing a short text with a handful of
+/// literals is cheaper than scanning it for escapes and copying it. The
+/// literals must need no escape; each use has a test that checks its JSON
+/// forms against [`push_str`].
+#[macro_export]
+macro_rules! match_fixed_json {
+    ($text:expr; $($literal:literal),+ $(,)?) => {
+        match $text {
+            $($literal => Some(concat!("\"", $literal, "\"")),)+
+            _ => None,
+        }
+    };
+}
+
 /// Append a finite float in shortest round-trip form (`0.0`, `0.1235`);
 /// non-finite values, which records never hold, are written as `null`.
 pub fn push_f64(out: &mut String, value: f64) {
