@@ -89,6 +89,55 @@ mod swar {
             |b| !(b' '..=b'~').contains(&b) || b == quote || b == b'\\',
         )
     }
+
+    /// Portable [`super::has_json_special`]: reads a short tail as one
+    /// space-padded word, so short field values cost one step.
+    #[inline]
+    pub(super) fn has_json_special(bytes: &[u8], extra: u8) -> bool {
+        let hits = |w: u64| {
+            zero_bytes(w ^ (LO * u64::from(b'"')))
+                | zero_bytes(w ^ (LO * u64::from(b'\\')))
+                | zero_bytes(w ^ (LO * u64::from(extra)))
+                | bytes_below(w, 0x20)
+        };
+        let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        let n = bytes.len();
+        if n < 8 {
+            return hits(short_word(bytes)) != 0;
+        }
+        // Each word's flags are non-zero exactly when one of its bytes is
+        // special; the last eight bytes, overlapping the final whole word, cover
+        // the tail.
+        let mut any = 0;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            any |= hits(word(chunk));
+        }
+        if !chunks.remainder().is_empty() {
+            any |= hits(word(&bytes[n - 8..]));
+        }
+        any != 0
+    }
+
+    /// Up to seven bytes in one word, every byte of which is one of them or a
+    /// space: two overlapping 4-byte reads (4 to 7 bytes), or the first, middle
+    /// and last byte (1 to 3), without a copy loop.
+    #[inline(always)]
+    fn short_word(bytes: &[u8]) -> u64 {
+        let n = bytes.len();
+        debug_assert!(n < 8);
+        let spaces = LO * u64::from(b' ');
+        if n >= 4 {
+            let head = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+            let tail = u32::from_le_bytes(bytes[n - 4..].try_into().expect("4 bytes"));
+            u64::from(head) | u64::from(tail) << 32
+        } else if n > 0 {
+            let (first, middle, last) = (bytes[0], bytes[n / 2], bytes[n - 1]);
+            spaces & !0xff_ffff | u64::from(first) | u64::from(middle) << 8 | u64::from(last) << 16
+        } else {
+            spaces
+        }
+    }
 }
 
 /// Index of the first byte that is `"`, `\`, or below 0x20; `extra` adds one
@@ -101,6 +150,18 @@ pub fn find_json_special(bytes: &[u8], extra: u8) -> Option<usize> {
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     swar::find_json_special(bytes, extra)
+}
+
+/// Whether any byte is `"`, `\`, below 0x20, or `extra`: the question a
+/// JSON writer asks before copying a string as is.
+#[inline]
+pub fn has_json_special(bytes: &[u8], extra: u8) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        find_json_special(bytes, extra).is_some()
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    swar::has_json_special(bytes, extra)
 }
 
 /// Index of the first byte that `repr()` cannot copy as is: not printable
@@ -219,6 +280,41 @@ mod tests {
                     .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == extra);
                 assert_eq!(find_json_special(sample, extra), want, "{sample:?}");
                 assert_eq!(swar::find_json_special(sample, extra), want, "{sample:?}");
+                assert_eq!(
+                    has_json_special(sample, extra),
+                    want.is_some(),
+                    "{sample:?}"
+                );
+                assert_eq!(
+                    swar::has_json_special(sample, extra),
+                    want.is_some(),
+                    "{sample:?}"
+                );
+            }
+        }
+    }
+
+    /// One special byte at every position of clean texts of every length up
+    /// to five words (random bytes almost always hold a special somewhere,
+    /// so they cannot catch a position the scan skips).
+    #[test]
+    fn has_special_sees_one_special_anywhere() {
+        for fill in [b'a', b' ', b'~', 0x80, 0xff] {
+            for n in 0..=40 {
+                let clean = vec![fill; n];
+                assert!(!has_json_special(&clean, 0x7f), "{n} x {fill:#x}");
+                for position in 0..n {
+                    for special in [b'"', b'\\', 0x00, 0x1f, 0x7f] {
+                        let mut text = clean.clone();
+                        text[position] = special;
+                        assert!(
+                            has_json_special(&text, 0x7f),
+                            "{special:#x} at {position} of {n} x {fill:#x}"
+                        );
+                        assert!(swar::has_json_special(&text, 0x7f));
+                        assert_eq!(find_json_special(&text, 0x7f), Some(position));
+                    }
+                }
             }
         }
     }
@@ -229,6 +325,12 @@ mod tests {
             let want = bytes.iter().position(|&b| !(b' '..=b'~').contains(&b) || b == quote || b == b'\\');
             proptest::prop_assert_eq!(find_repr_special(&bytes, quote), want);
             proptest::prop_assert_eq!(swar::find_repr_special(&bytes, quote), want);
+        }
+
+        #[test]
+        fn has_special_agrees_on_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), extra in proptest::sample::select(vec![b'"', 0x7f])) {
+            let want = bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == extra);
+            proptest::prop_assert_eq!(has_json_special(&bytes, extra), want);
         }
 
         #[test]

@@ -1,10 +1,15 @@
 //! Enforcement planning (SPEC §9): command previews, cooldown, the structured
 //! action handed to backends. Applying a plan is the agent's job.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
 use crate::clock::Timestamp;
 use crate::event::{KernelEvent, Pid};
 use crate::gate::{Assessment, CellState, KernelAction, Resolution};
-use crate::jsonw::ObjectWriter;
+use crate::jsonw::{push_pid, push_str, push_str_array, ObjectWriter};
 use crate::memory::BoundedTable;
 use crate::pystr::{py_round, shell_quote};
 use crate::turnstile::Decision;
@@ -57,9 +62,9 @@ impl EnforcementAction {
         let mut o = ObjectWriter::new(out);
         o.str("process_key", &self.process_key)
             .str("kernel_action", self.kernel_action.as_str())
-            .str("host", &self.host)
-            .raw("pid", &self.pid.to_string())
-            .str("process_name", &self.process_name)
+            .str("host", &self.host);
+        push_pid(o.key("pid"), &self.pid);
+        o.str("process_name", &self.process_name)
             .str("operation", &self.operation)
             .str("target", &self.target)
             .str("rationale", &self.rationale)
@@ -85,54 +90,127 @@ pub struct BackendDetail {
     pub detail: String,
 }
 
+/// The backend names a planner lists in each of its plans: shared by the
+/// plans rather than copied into each, with their JSON array rendered once.
+#[derive(Clone)]
+pub struct BackendNames(Arc<BackendNamesInner>);
+
+struct BackendNamesInner {
+    names: Vec<String>,
+    json: String,
+}
+
+impl BackendNames {
+    pub fn new(names: Vec<String>) -> BackendNames {
+        let mut json = String::new();
+        push_str_array(&mut json, &names);
+        BackendNames(Arc::new(BackendNamesInner { names, json }))
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0.names
+    }
+
+    /// The names as a JSON array of strings.
+    pub fn json(&self) -> &str {
+        &self.0.json
+    }
+}
+
+impl Deref for BackendNames {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        self.as_slice()
+    }
+}
+
+impl From<Vec<String>> for BackendNames {
+    fn from(names: Vec<String>) -> BackendNames {
+        BackendNames::new(names)
+    }
+}
+
+impl PartialEq for BackendNames {
+    fn eq(&self, other: &BackendNames) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl fmt::Debug for BackendNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
 /// The plan for one decision (SPEC §9).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnforcementPlan {
     pub process_key: String,
     pub kernel_action: KernelAction,
     pub commands: Vec<String>,
-    pub rationale: String,
+    /// One of a few fixed texts as planned.
+    pub rationale: Cow<'static, str>,
     pub dry_run: bool,
     pub applied: bool,
     pub failures: Vec<String>,
     pub cooldown_skipped: bool,
-    pub backend_names: Vec<String>,
+    pub backend_names: BackendNames,
     pub backend_details: Vec<BackendDetail>,
     pub action: Option<EnforcementAction>,
 }
 
 impl EnforcementPlan {
+    /// Compact JSON in SPEC §9 key order. Written as fixed fragments between
+    /// the values (every record carries a plan); statement order is key order.
     pub fn write_json(&self, out: &mut String) {
-        let mut o = ObjectWriter::new(out);
-        o.str("process_key", &self.process_key)
-            .str("kernel_action", self.kernel_action.as_str())
-            .str_array("commands", &self.commands)
-            .str("rationale", &self.rationale)
-            .bool("dry_run", self.dry_run)
-            .bool("applied", self.applied)
-            .str_array("failures", &self.failures)
-            .bool("cooldown_skipped", self.cooldown_skipped)
-            .str_array("backend_names", &self.backend_names);
-        let details = o.key("backend_details");
-        details.push('[');
+        out.push_str("{\"process_key\":");
+        push_str(out, &self.process_key);
+        out.push_str(",\"kernel_action\":\"");
+        out.push_str(self.kernel_action.as_str());
+        out.push_str("\",\"commands\":");
+        push_str_array(out, &self.commands);
+        out.push_str(",\"rationale\":");
+        match fixed_rationale_json(&self.rationale) {
+            Some(json) => out.push_str(json),
+            None => push_str(out, &self.rationale),
+        }
+        out.push_str(if self.dry_run {
+            ",\"dry_run\":true"
+        } else {
+            ",\"dry_run\":false"
+        });
+        out.push_str(if self.applied {
+            ",\"applied\":true"
+        } else {
+            ",\"applied\":false"
+        });
+        out.push_str(",\"failures\":");
+        push_str_array(out, &self.failures);
+        out.push_str(if self.cooldown_skipped {
+            ",\"cooldown_skipped\":true"
+        } else {
+            ",\"cooldown_skipped\":false"
+        });
+        out.push_str(",\"backend_names\":");
+        out.push_str(self.backend_names.json());
+        out.push_str(",\"backend_details\":[");
         for (i, detail) in self.backend_details.iter().enumerate() {
             if i > 0 {
-                details.push(',');
+                out.push(',');
             }
-            let mut d = ObjectWriter::new(details);
+            let mut d = ObjectWriter::new(out);
             d.str("backend", &detail.backend)
                 .bool("applied", detail.applied)
                 .str("detail", &detail.detail);
             d.finish();
         }
-        details.push(']');
+        out.push_str("],\"action\":");
         match &self.action {
-            Some(action) => action.write_json(o.key("action")),
-            None => {
-                o.raw("action", "null");
-            }
+            Some(action) => action.write_json(out),
+            None => out.push_str("null"),
         }
-        o.finish();
+        out.push('}');
     }
 }
 
@@ -142,6 +220,8 @@ pub struct EnforcementPlanner {
     config: PlannerConfig,
     /// Normalized once: `str(pathlib.Path(quarantine_dir))`.
     quarantine_dir: String,
+    /// `config.backend_names`, shared by every plan.
+    backend_names: BackendNames,
     last_enforced: BoundedTable<Timestamp>,
 }
 
@@ -149,9 +229,11 @@ impl EnforcementPlanner {
     pub fn new(config: PlannerConfig) -> EnforcementPlanner {
         let quarantine_dir = pathlib_normalize(&config.quarantine_dir);
         let last_enforced = BoundedTable::new(config.capacity.max(1));
+        let backend_names = BackendNames::new(config.backend_names.clone());
         EnforcementPlanner {
             config,
             quarantine_dir,
+            backend_names,
             last_enforced,
         }
     }
@@ -199,29 +281,30 @@ impl EnforcementPlanner {
         admitted: bool,
     ) -> EnforcementPlan {
         let kernel_action = resolution.kernel_action;
+        let enforce = kernel_action != KernelAction::Allow && admitted;
+        let rationale = if kernel_action == KernelAction::Allow {
+            RATIONALE_ALLOW
+        } else if !admitted {
+            RATIONALE_COOLDOWN
+        } else {
+            mapped_rationale(kernel_action)
+        };
         let mut plan = EnforcementPlan {
             process_key: process_key.to_owned(),
             kernel_action,
             commands: Vec::new(),
-            rationale: String::new(),
+            rationale: Cow::Borrowed(rationale),
             dry_run: self.config.dry_run,
             applied: false,
             failures: Vec::new(),
-            cooldown_skipped: false,
-            backend_names: self.config.backend_names.clone(),
+            cooldown_skipped: kernel_action != KernelAction::Allow && !admitted,
+            backend_names: self.backend_names.clone(),
             backend_details: Vec::new(),
             action: None,
         };
-        if kernel_action == KernelAction::Allow {
-            plan.rationale = RATIONALE_ALLOW.to_owned();
+        if !enforce {
             return plan;
         }
-        if !admitted {
-            plan.cooldown_skipped = true;
-            plan.rationale = RATIONALE_COOLDOWN.to_owned();
-            return plan;
-        }
-        plan.rationale = format!("enforcement mapped from kernel_action={kernel_action}");
         plan.commands = command_previews(event, kernel_action, &self.quarantine_dir);
         plan.action = Some(EnforcementAction {
             process_key: process_key.to_owned(),
@@ -231,7 +314,7 @@ impl EnforcementPlanner {
             process_name: event.process_name.clone(),
             operation: event.operation.clone(),
             target: event.target.clone(),
-            rationale: plan.rationale.clone(),
+            rationale: rationale.to_owned(),
             quarantine_dir: self.quarantine_dir.clone(),
             decision: assessment.decision,
             cell_state: resolution.cell_state,
@@ -244,23 +327,54 @@ impl EnforcementPlanner {
     }
 }
 
+/// The JSON form of a rationale that is one of the planner's fixed texts
+/// (see [`crate::match_fixed_json`]); `None` for any other text.
+fn fixed_rationale_json(rationale: &str) -> Option<&'static str> {
+    crate::match_fixed_json!(rationale;
+        "no enforcement needed for ALLOW",
+        "cooldown active; duplicate enforcement suppressed",
+        "enforcement mapped from kernel_action=THROTTLE",
+        "enforcement mapped from kernel_action=QUARANTINE",
+        "enforcement mapped from kernel_action=KILL",
+        "enforcement mapped from kernel_action=HONEYPOT",
+        "enforcement mapped from kernel_action=ALLOW",
+    )
+}
+
+/// `enforcement mapped from kernel_action={action}`, as a fixed text per
+/// action.
+fn mapped_rationale(action: KernelAction) -> &'static str {
+    match action {
+        KernelAction::Allow => "enforcement mapped from kernel_action=ALLOW",
+        KernelAction::Throttle => "enforcement mapped from kernel_action=THROTTLE",
+        KernelAction::Quarantine => "enforcement mapped from kernel_action=QUARANTINE",
+        KernelAction::Kill => "enforcement mapped from kernel_action=KILL",
+        KernelAction::Honeypot => "enforcement mapped from kernel_action=HONEYPOT",
+    }
+}
+
 /// The argv previews, rendered with POSIX quoting (SPEC §9).
 pub fn command_previews(event: &KernelEvent, action: KernelAction, qdir: &str) -> Vec<String> {
-    let pid = event.pid.to_string();
-    let argvs: Vec<Vec<String>> = match action {
+    let mut pid_buffer = itoa::Buffer::new();
+    let pid = match &event.pid {
+        Pid::Small(n) => pid_buffer.format(*n),
+        Pid::Big(text) => text,
+    };
+    match action {
         KernelAction::Allow => Vec::new(),
-        KernelAction::Throttle => vec![argv(&["renice", "+10", "-p", &pid])],
-        KernelAction::Kill => vec![argv(&["kill", "-KILL", &pid])],
+        KernelAction::Throttle => vec![render_argv(&["renice", "+10", "-p", pid])],
+        KernelAction::Kill => vec![render_argv(&["kill", "-KILL", pid])],
         KernelAction::Quarantine | KernelAction::Honeypot => {
-            let mut commands = vec![argv(&["kill", "-STOP", &pid]), argv(&["mkdir", "-p", qdir])];
+            let mut commands = Vec::with_capacity(4);
+            commands.push(render_argv(&["kill", "-STOP", pid]));
+            commands.push(render_argv(&["mkdir", "-p", qdir]));
             if let Some(dest) = quarantine_destination(event, qdir) {
-                commands.push(argv(&["cp", "--", &event.target, &dest]));
-                commands.push(argv(&["chmod", "000", &event.target]));
+                commands.push(render_argv(&["cp", "--", &event.target, &dest]));
+                commands.push(render_argv(&["chmod", "000", &event.target]));
             }
             commands
         }
-    };
-    argvs.iter().map(|a| render_argv(a)).collect()
+    }
 }
 
 /// Where a target is copied: `QDIR / NAME-PID-BASENAME` with `pathlib`
@@ -274,12 +388,9 @@ pub fn quarantine_destination(event: &KernelEvent, qdir: &str) -> Option<String>
     Some(pathlib_join(qdir, &file))
 }
 
-fn argv(parts: &[&str]) -> Vec<String> {
-    parts.iter().map(|p| (*p).to_owned()).collect()
-}
-
-fn render_argv(argv: &[String]) -> String {
-    let mut out = String::new();
+fn render_argv(argv: &[&str]) -> String {
+    // Quoting adds at most a few bytes per argument in the common case.
+    let mut out = String::with_capacity(argv.iter().map(|a| a.len() + 3).sum());
     for (i, arg) in argv.iter().enumerate() {
         if i > 0 {
             out.push(' ');
@@ -299,11 +410,17 @@ pub fn pathlib_normalize(path: &str) -> String {
     } else {
         ""
     };
-    let parts: Vec<&str> = path
+    let mut joined = String::with_capacity(path.len());
+    joined.push_str(root);
+    for part in path
         .split('/')
         .filter(|part| !part.is_empty() && *part != ".")
-        .collect();
-    let joined = format!("{root}{}", parts.join("/"));
+    {
+        if joined.len() > root.len() {
+            joined.push('/');
+        }
+        joined.push_str(part);
+    }
     if joined.is_empty() {
         ".".to_owned()
     } else {
@@ -323,13 +440,52 @@ pub fn pathlib_join(base: &str, child: &str) -> String {
     if child.starts_with('/') {
         pathlib_normalize(child)
     } else {
-        pathlib_normalize(&format!("{base}/{child}"))
+        let mut path = String::with_capacity(base.len() + 1 + child.len());
+        path.push_str(base);
+        path.push('/');
+        path.push_str(child);
+        pathlib_normalize(&path)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_rationales_are_the_formatted_ones() {
+        for action in KernelAction::ALL {
+            assert_eq!(
+                mapped_rationale(action),
+                format!("enforcement mapped from kernel_action={action}")
+            );
+        }
+    }
+
+    #[test]
+    fn fixed_rationale_forms_are_what_push_str_writes() {
+        let mut fixed = vec![RATIONALE_ALLOW, RATIONALE_COOLDOWN];
+        fixed.extend(KernelAction::ALL.map(mapped_rationale));
+        for rationale in fixed {
+            let mut want = String::new();
+            push_str(&mut want, rationale);
+            assert_eq!(
+                fixed_rationale_json(rationale),
+                Some(want.as_str()),
+                "{rationale}"
+            );
+        }
+        assert_eq!(fixed_rationale_json("operator override"), None);
+    }
+
+    #[test]
+    fn backend_names_render_as_a_string_array() {
+        let names = BackendNames::new(vec!["systemd".into(), "jour\"nald".into()]);
+        assert_eq!(names.json(), r#"["systemd","jour\"nald"]"#);
+        assert_eq!(BackendNames::new(Vec::new()).json(), "[]");
+        assert_eq!(names.len(), 2);
+        assert_eq!(format!("{names:?}"), r#"["systemd", "jour\"nald"]"#);
+    }
 
     #[test]
     fn pathlib_rules() {
@@ -345,5 +501,11 @@ mod tests {
         assert_eq!(pathlib_normalize("///x"), "/x");
         assert_eq!(pathlib_join("/q", "/evil/name-1-x"), "/evil/name-1-x");
         assert_eq!(pathlib_join("/q", "a/b-1-c"), "/q/a/b-1-c");
+        assert_eq!(pathlib_normalize(""), ".");
+        assert_eq!(pathlib_normalize("./."), ".");
+        assert_eq!(pathlib_normalize("/"), "/");
+        assert_eq!(pathlib_normalize("//"), "//");
+        assert_eq!(pathlib_normalize("a//b/./c/"), "a/b/c");
+        assert_eq!(pathlib_join(".", "x"), "x");
     }
 }

@@ -3,11 +3,26 @@
 //! Records have a fixed key order (SPEC §8), so they are written by hand
 //! rather than through a serializer: it is faster and the order is explicit.
 
-use crate::bytescan::find_json_special;
+use crate::bytescan::{find_json_special, has_json_special};
+use crate::event::Pid;
 
 /// Append `text` as a JSON string (UTF-8 kept as is; control characters and
 /// the JSON specials escaped).
+#[inline]
 pub fn push_str(out: &mut String, text: &str) {
+    // Field values almost never need an escape: one cheap check, one copy.
+    if !has_json_special(text.as_bytes(), 0x7f) {
+        out.reserve(text.len() + 2);
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
+    push_str_escaped(out, text);
+}
+
+#[cold]
+fn push_str_escaped(out: &mut String, text: &str) {
     out.push('"');
     let bytes = text.as_bytes();
     let mut run_start = 0;
@@ -35,6 +50,22 @@ pub fn push_str(out: &mut String, text: &str) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// `match_fixed_json!(text; "a", "b", …)`: `Some("\"a\"")` when `text` is
+/// one of the literals, else `None`. For the few fixed texts that fill most
+/// records (notes, rationales): comparing a short text with a handful of
+/// literals is cheaper than scanning it for escapes and copying it. The
+/// literals must need no escape; each use has a test that checks its JSON
+/// forms against [`push_str`].
+#[macro_export]
+macro_rules! match_fixed_json {
+    ($text:expr; $($literal:literal),+ $(,)?) => {
+        match $text {
+            $($literal => Some(concat!("\"", $literal, "\"")),)+
+            _ => None,
+        }
+    };
+}
+
 /// Append a finite float in shortest round-trip form (`0.0`, `0.1235`);
 /// non-finite values, which records never hold, are written as `null`.
 pub fn push_f64(out: &mut String, value: f64) {
@@ -43,6 +74,15 @@ pub fn push_f64(out: &mut String, value: f64) {
         out.push_str(buffer.format_finite(value));
     } else {
         out.push_str("null");
+    }
+}
+
+/// Append a pid as a JSON integer (any length: big pids are canonical text).
+#[inline]
+pub fn push_pid(out: &mut String, pid: &Pid) {
+    match pid {
+        Pid::Small(n) => out.push_str(itoa::Buffer::new().format(*n)),
+        Pid::Big(text) => out.push_str(text),
     }
 }
 
@@ -144,6 +184,59 @@ mod tests {
             let parsed = crate::json::parse(&out).unwrap();
             assert_eq!(parsed, crate::json::JsonValue::Str(text.into()), "{out}");
         }
+        let mut out = String::new();
+        push_f64(&mut out, 0.1235);
+        push_f64(&mut out, 1.0);
+        assert_eq!(out, "0.12351.0");
+    }
+
+    #[test]
+    fn clean_fast_path_writes_what_the_escaping_path_writes() {
+        let long = "x".repeat(40);
+        let texts = [
+            "",
+            "a",
+            "1234567",
+            "12345678",
+            "123456789",
+            "/usr/bin/python3",
+            "k8s-node-2k8w5:1985:python3",
+            "é😀\u{2028} not escaped",
+            long.as_str(),
+            "seven\"",
+            "eight..\"",
+            "nine....\\",
+            "\u{7f}tail of sixteen b",
+            "sixteen bytes \u{1}",
+        ];
+        for text in texts {
+            let mut fast = String::from("prefix");
+            push_str(&mut fast, text);
+            let mut general = String::from("prefix");
+            push_str_escaped(&mut general, text);
+            assert_eq!(fast, general, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn pids_are_written_as_display_writes_them() {
+        for pid in [
+            Pid::Small(0),
+            Pid::Small(1),
+            Pid::Small(-7),
+            Pid::Small(i64::MAX),
+            Pid::Small(i64::MIN),
+            Pid::Big("123456789012345678901234567890".into()),
+            Pid::Big("-123456789012345678901234567890".into()),
+        ] {
+            let mut out = String::new();
+            push_pid(&mut out, &pid);
+            assert_eq!(out, pid.to_string());
+        }
+    }
+
+    #[test]
+    fn floats_keep_their_form() {
         let mut out = String::new();
         push_f64(&mut out, 0.1235);
         push_f64(&mut out, 1.0);

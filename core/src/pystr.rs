@@ -360,9 +360,11 @@ pub fn shell_quote(arg: &str, out: &mut String) {
         out.push_str("''");
         return;
     }
-    let safe = arg
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b));
+    let safe = arg.bytes().all(|b| {
+        matches!(b,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
+            | b'_' | b'@' | b'%' | b'+' | b'=' | b':' | b',' | b'.' | b'/' | b'-')
+    });
     if safe {
         out.push_str(arg);
         return;
@@ -390,15 +392,88 @@ pub fn py_round(value: f64, ndigits: usize) -> f64 {
     }
     const POW10: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
     if let Some(&scale) = POW10.get(ndigits) {
-        let scaled = value * scale;
-        if scaled.abs() < 1e15 {
-            let fraction = scaled.fract().abs();
-            if (fraction - 0.5).abs() > 1e-7 {
-                return scaled.round() / scale;
-            }
+        if let Some(units) = py_round_units(value, scale) {
+            return units / scale;
         }
     }
     py_round_exact(value, ndigits)
+}
+
+/// The fast path of [`py_round`]: `value * scale` rounded to an integer
+/// (an integral `f64` carrying the sign, so `-0.0` stays negative), or `None`
+/// when the scaled value is not finite, is at least 1e15 in magnitude, or is
+/// within 1e-7 of a half (where only the exact path is correct).
+#[inline]
+fn py_round_units(value: f64, scale: f64) -> Option<f64> {
+    let scaled = value * scale;
+    if scaled.abs() < 1e15 {
+        let fraction = scaled.fract().abs();
+        if (fraction - 0.5).abs() > 1e-7 {
+            return Some(scaled.round());
+        }
+    }
+    None
+}
+
+/// `py_round(value, 4)` written in shortest round-trip form, the way
+/// [`crate::jsonw::push_f64`] writes it (`0.0447`, `1.0`, `-0.0`), without
+/// going through a float formatter.
+///
+/// Records print every score rounded to 4 places. When the fast path of
+/// [`py_round`] applies, the result is `units / 1e4` for an integer `units`
+/// below 1e15 in magnitude; that quotient is the double nearest to the
+/// decimal `units × 10⁻⁴`, and since doubles below 1e11 are spaced far closer
+/// than 10⁻⁴, no shorter decimal maps to it: its shortest form is those
+/// digits with trailing zeros dropped, in fixed notation. Anything else takes
+/// the general path. Returns whether the fast path was taken (for tests).
+pub fn push_py_round4(value: f64, out: &mut String) -> bool {
+    let Some((negative, units)) = py_round4_units(value) else {
+        crate::jsonw::push_f64(out, py_round(value, 4));
+        return false;
+    };
+    let (int_part, frac_part) = (units / 10_000, units % 10_000);
+    if negative {
+        out.push('-');
+    }
+    if int_part < 10 {
+        out.push(char::from(b'0' + int_part as u8));
+    } else {
+        out.push_str(itoa::Buffer::new().format(int_part));
+    }
+    out.push('.');
+    if frac_part == 0 {
+        out.push('0');
+        return true;
+    }
+    // The four decimals up to the last non-zero one.
+    let mut rest = frac_part;
+    while rest != 0 {
+        rest *= 10;
+        out.push(char::from(b'0' + (rest / 10_000) as u8));
+        rest %= 10_000;
+    }
+    true
+}
+
+/// [`py_round_units`] for 4 places in integers: (sign, magnitude) of
+/// `round(value * 1e4)`, under exactly the same conditions. Below 1e15 the
+/// truncation `as i64` is exact, so the fraction is the one `f64::fract`
+/// gives, and away from a half, rounding is truncation plus one when the
+/// fraction is above a half; `round` keeps the sign of its argument
+/// (`-0.3` rounds to `-0.0`). This avoids the float `round`/`trunc` calls,
+/// which are library calls on baseline x86-64.
+#[inline]
+fn py_round4_units(value: f64) -> Option<(bool, u64)> {
+    let scaled = value * 1e4;
+    if scaled.abs() < 1e15 {
+        let truncated = scaled as i64;
+        let fraction = (scaled - truncated as f64).abs();
+        if (fraction - 0.5).abs() > 1e-7 {
+            let magnitude = truncated.unsigned_abs() + u64::from(fraction > 0.5);
+            return Some((scaled.is_sign_negative(), magnitude));
+        }
+    }
+    None
 }
 
 /// The exact path of [`py_round`]: Rust's `{:.N}` formats the exact binary
@@ -517,6 +592,17 @@ mod tests {
     }
 
     #[test]
+    fn shell_quote_leaves_exactly_shlex_safe_bytes_bare() {
+        for b in 0u8..0x80 {
+            let text = char::from(b).to_string();
+            let mut out = String::new();
+            shell_quote(&text, &mut out);
+            let safe = b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b);
+            assert_eq!(out == text, safe, "{b:#x}: {out}");
+        }
+    }
+
+    #[test]
     fn shell_quote_matches_shlex() {
         let cases: &[(&str, &str)] = &[
             ("/usr/bin/sh", "/usr/bin/sh"),
@@ -546,7 +632,156 @@ mod tests {
         );
     }
 
+    /// What a record wrote before [`push_py_round4`]: round, then `ryu`.
+    fn round4_general(value: f64) -> String {
+        let mut out = String::new();
+        crate::jsonw::push_f64(&mut out, py_round(value, 4));
+        out
+    }
+
+    fn assert_round4_matches(value: f64) -> bool {
+        let mut out = String::new();
+        let fast = push_py_round4(value, &mut out);
+        assert_eq!(
+            out,
+            round4_general(value),
+            "{value:e} ({:#x})",
+            value.to_bits()
+        );
+        fast
+    }
+
+    #[test]
+    fn round4_writer_matches_round_then_ryu_on_edge_values() {
+        let cases = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.00005,
+            -0.00005,
+            0.00015,
+            0.00025,
+            0.000049999,
+            1e-5,
+            -1e-5,
+            0.99995,
+            0.12345,
+            2.675,
+            -0.04445,
+            0.1,
+            0.0447,
+            123.456789,
+            1e11 - 0.00005,
+            99_999_999_999.999_9,
+            1e11,
+            1e12,
+            1e15,
+            1e16,
+            1.5e16,
+            -1e17,
+            1e300,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            5e-324,
+            f64::EPSILON,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for value in cases {
+            assert_round4_matches(value);
+        }
+        let mut out = String::new();
+        assert!(push_py_round4(0.0447, &mut out), "the common case is fast");
+        assert_eq!(out, "0.0447");
+    }
+
+    #[test]
+    fn round4_writer_matches_on_every_four_place_value_and_tie_near_zero() {
+        let mut fast = 0;
+        for n in -300_000i32..=300_000 {
+            let x = f64::from(n) / 1e4;
+            for value in [
+                x,
+                x + 0.5e-4,
+                x - 0.5e-4,
+                x + 0.49e-4,
+                x + 0.51e-4,
+                x * (1.0 + f64::EPSILON),
+                x * (1.0 - f64::EPSILON),
+            ] {
+                fast += usize::from(assert_round4_matches(value));
+            }
+        }
+        assert!(fast > 3_000_000, "the fast path did almost nothing: {fast}");
+    }
+
+    /// The integer units of 4-place rounding are `py_round`'s own fast path.
+    fn assert_units_agree(value: f64) {
+        let float = py_round_units(value, 1e4).map(f64::to_bits);
+        let integer = py_round4_units(value).map(|(negative, magnitude)| {
+            let m = magnitude as f64;
+            (if negative { -m } else { m }).to_bits()
+        });
+        assert_eq!(integer, float, "{value:e}");
+    }
+
+    #[test]
+    fn round4_units_agree_on_edge_values() {
+        for value in [
+            0.0,
+            -0.0,
+            0.00004,
+            -0.00004,
+            0.00005,
+            -0.00005,
+            0.00006,
+            -0.00016,
+            1.0,
+            -2.5,
+            99_999_999_999.999_94,
+            99_999_999_999.999_96,
+            1e11,
+            -1e11,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            -5e-324,
+        ] {
+            assert_units_agree(value);
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn round4_units_agree_on_any_bits(bits in proptest::prelude::any::<u64>()) {
+            assert_units_agree(f64::from_bits(bits));
+        }
+
+        #[test]
+        fn round4_units_agree_on_scores(x in -3.0f64..3.0) {
+            assert_units_agree(x);
+        }
+
+        #[test]
+        fn round4_writer_matches_on_any_bits(bits in proptest::prelude::any::<u64>()) {
+            assert_round4_matches(f64::from_bits(bits));
+        }
+
+        #[test]
+        fn round4_writer_matches_on_scores(x in -2.0f64..2.0) {
+            assert_round4_matches(x);
+        }
+
+        #[test]
+        fn round4_writer_matches_on_large_values(x in -2e11f64..2e11) {
+            assert_round4_matches(x);
+        }
+
         #[test]
         fn fast_round_equals_exact_round(x in -1.0f64..2.0, n in 0usize..8) {
             proptest::prop_assert_eq!(py_round(x, n), py_round_exact(x, n));

@@ -1,17 +1,18 @@
 //! The output record (SPEC §8) and the stateful bridge that produces it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::enforcement::{EnforcementPlan, EnforcementPlanner, PlannerConfig};
 use crate::event::KernelEvent;
 use crate::falco::{self, LineError, MappingOptions, RawLine};
-use crate::gate::{Assessment, EventFeatures, Gate, KernelAction, Resolution};
+use crate::gate::{Assessment, CellState, EventFeatures, Gate, KernelAction, Resolution};
 use crate::integrity;
-use crate::jsonw::ObjectWriter;
+use crate::jsonw::{push_pid, push_str, ObjectWriter};
 use crate::membrane::{ScanHits, ScanScratch};
 use crate::memory::AntibodyTable;
-use crate::pystr::{py_float_repr, py_round};
+use crate::pystr::{push_py_round4, py_float_repr};
 
 /// One decided event.
 #[derive(Debug, Clone)]
@@ -21,7 +22,8 @@ pub struct DecisionRecord {
     pub features: EventFeatures,
     pub assessment: Assessment,
     pub resolution: Resolution,
-    pub notes: Vec<String>,
+    /// Most notes are fixed texts; only counts and policy names are built.
+    pub notes: Vec<Cow<'static, str>>,
     pub enforcement: Option<EnforcementPlan>,
 }
 
@@ -32,38 +34,59 @@ impl DecisionRecord {
 
     /// Write the record as one compact JSON object (no newline), keys in the
     /// SPEC §8 order; `include_event` adds the normalized `kernel_event`.
+    ///
+    /// This runs once per event, so it is written as fixed fragments (each
+    /// key with its punctuation) between the values rather than through an
+    /// [`ObjectWriter`]; the order of the statements is the key order. The
+    /// enum names (`ALLOW`, `HEALTHY`, …) are plain ASCII and need no escape.
     pub fn write_json(&self, out: &mut String, include_event: bool) {
         let e = &self.event;
-        let mut o = ObjectWriter::new(out);
-        o.str("host", &e.host)
-            .raw("pid", &e.pid.to_string())
-            .str("process_name", &e.process_name)
-            .str("operation", &e.operation)
-            .str("target", &e.target)
-            .str("decision", self.assessment.decision.as_str())
-            .str("kernel_action", self.resolution.kernel_action.as_str())
-            .str("cell_state", self.resolution.cell_state.as_str())
-            .f64("suspicion", py_round(self.assessment.suspicion, 4))
-            .f64(
-                "antibody_load_prev",
-                py_round(self.resolution.antibody_prev, 4),
-            )
-            .f64(
-                "antibody_load_now",
-                py_round(self.resolution.antibody_now, 4),
-            )
-            .f64(
-                "membrane_stress",
-                py_round(self.resolution.membrane_stress, 4),
-            )
-            .str_array("notes", &self.notes);
+        let r = &self.resolution;
+        out.reserve(RECORD_BYTES_TYPICAL);
+        out.push_str("{\"host\":");
+        push_str(out, &e.host);
+        out.push_str(",\"pid\":");
+        push_pid(out, &e.pid);
+        out.push_str(",\"process_name\":");
+        push_str(out, &e.process_name);
+        out.push_str(",\"operation\":");
+        push_str(out, &e.operation);
+        out.push_str(",\"target\":");
+        push_str(out, &e.target);
+        out.push_str(",\"decision\":\"");
+        out.push_str(self.assessment.decision.as_str());
+        out.push_str("\",\"kernel_action\":\"");
+        out.push_str(r.kernel_action.as_str());
+        out.push_str("\",\"cell_state\":\"");
+        out.push_str(r.cell_state.as_str());
+        out.push_str("\",\"suspicion\":");
+        push_py_round4(self.assessment.suspicion, out);
+        out.push_str(",\"antibody_load_prev\":");
+        push_py_round4(r.antibody_prev, out);
+        out.push_str(",\"antibody_load_now\":");
+        push_py_round4(r.antibody_now, out);
+        out.push_str(",\"membrane_stress\":");
+        push_py_round4(r.membrane_stress, out);
+        out.push_str(",\"notes\":[");
+        for (i, note) in self.notes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match fixed_note_json(note) {
+                Some(json) => out.push_str(json),
+                None => push_str(out, note),
+            }
+        }
+        out.push(']');
         if include_event {
-            write_event_json(e, o.key("kernel_event"));
+            out.push_str(",\"kernel_event\":");
+            write_event_json(e, out);
         }
         if let Some(plan) = &self.enforcement {
-            plan.write_json(o.key("enforcement"));
+            out.push_str(",\"enforcement\":");
+            plan.write_json(out);
         }
-        o.finish();
+        out.push('}');
     }
 
     pub fn to_json(&self) -> String {
@@ -73,6 +96,10 @@ impl DecisionRecord {
     }
 }
 
+/// Room reserved up front for one record: most are about 660 bytes with an
+/// ALLOW plan, so they are written without growing the buffer midway.
+const RECORD_BYTES_TYPICAL: usize = 768;
+
 fn write_event_json(e: &KernelEvent, out: &mut String) {
     let mut o = ObjectWriter::new(out);
     o.str("host", &e.host)
@@ -80,9 +107,9 @@ fn write_event_json(e: &KernelEvent, out: &mut String) {
         .str("parent_process", &e.parent_process)
         .str("command_line", &e.command_line)
         .str("operation", &e.operation)
-        .str("target", &e.target)
-        .raw("pid", &e.pid.to_string())
-        .bool("signer_trusted", e.signer_trusted);
+        .str("target", &e.target);
+    push_pid(o.key("pid"), &e.pid);
+    o.bool("signer_trusted", e.signer_trusted);
     match &e.hash_sha256 {
         Some(h) => o.str("hash_sha256", h),
         None => o.raw("hash_sha256", "null"),
@@ -104,40 +131,81 @@ pub fn build_notes(
     event: &KernelEvent,
     features: &EventFeatures,
     resolution: &Resolution,
-) -> Vec<String> {
+) -> Vec<Cow<'static, str>> {
     let mut notes = Vec::with_capacity(6);
     push_scan_reasons(features.scan, &mut notes);
+    // Empty (and unallocated) for most events.
+    let mut integrity_notes = Vec::new();
     integrity::push_notes(
         &features.integrity,
         &event.operation,
         &gate.policy().integrity,
-        &mut notes,
+        &mut integrity_notes,
     );
-    notes.push(format!("immune cell state={}", resolution.cell_state));
-    notes.push(
+    if !integrity_notes.is_empty() {
+        notes.extend(integrity_notes.into_iter().map(Cow::Owned));
+    }
+    notes.push(Cow::Borrowed(cell_state_note(resolution.cell_state)));
+    notes.push(Cow::Borrowed(
         if resolution.kernel_action == KernelAction::Allow {
             "kernel path clear"
         } else {
             "enemy friction elevated at kernel gate"
-        }
-        .to_owned(),
-    );
+        },
+    ));
     notes
 }
 
-fn push_scan_reasons(hits: ScanHits, notes: &mut Vec<String>) {
+/// The JSON form of a note that is one of the fixed texts most records carry
+/// (see [`crate::match_fixed_json`]); `None` for any other note.
+fn fixed_note_json(note: &str) -> Option<&'static str> {
+    crate::match_fixed_json!(note;
+        "clean profile",
+        "kernel path clear",
+        "immune cell state=HEALTHY",
+        "unsigned or untrusted signer",
+        "missing sha256",
+        "enemy friction elevated at kernel gate",
+        "immune cell state=PRIMED",
+        "immune cell state=INFLAMED",
+        "immune cell state=NECROTIC",
+        "invalid sha256 length",
+    )
+}
+
+/// `immune cell state={state}`, as a fixed text per state.
+fn cell_state_note(state: CellState) -> &'static str {
+    match state {
+        CellState::Healthy => "immune cell state=HEALTHY",
+        CellState::Primed => "immune cell state=PRIMED",
+        CellState::Inflamed => "immune cell state=INFLAMED",
+        CellState::Necrotic => "immune cell state=NECROTIC",
+    }
+}
+
+fn push_scan_reasons(hits: ScanHits, notes: &mut Vec<Cow<'static, str>>) {
     if hits.prompt > 0 {
-        notes.push(format!("prompt-injection signatures={}", hits.prompt));
+        notes.push(counted_note("prompt-injection signatures=", hits.prompt));
     }
     if hits.malware > 0 {
-        notes.push(format!("malware signatures={}", hits.malware));
+        notes.push(counted_note("malware signatures=", hits.malware));
     }
     if hits.links > 0 {
-        notes.push(format!("external-links={}", hits.links));
+        notes.push(counted_note("external-links=", hits.links));
     }
     if hits.prompt == 0 && hits.malware == 0 && hits.links == 0 {
-        notes.push("clean profile".to_owned());
+        notes.push(Cow::Borrowed("clean profile"));
     }
+}
+
+/// `{label}{count}`.
+fn counted_note(label: &str, count: u32) -> Cow<'static, str> {
+    let mut buffer = itoa::Buffer::new();
+    let count = buffer.format(count);
+    let mut note = String::with_capacity(label.len() + count.len());
+    note.push_str(label);
+    note.push_str(count);
+    Cow::Owned(note)
 }
 
 /// What became of one input line.
@@ -339,5 +407,43 @@ pub fn finish_record(
         resolution: advance.resolution,
         notes,
         enforcement,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_note_forms_are_what_push_str_writes() {
+        let mut fixed = vec![
+            "clean profile",
+            "kernel path clear",
+            "enemy friction elevated at kernel gate",
+            "unsigned or untrusted signer",
+            "missing sha256",
+            "invalid sha256 length",
+        ];
+        fixed.extend(CellState::ALL.map(cell_state_note));
+        for note in fixed {
+            let mut want = String::new();
+            push_str(&mut want, note);
+            assert_eq!(fixed_note_json(note), Some(want.as_str()), "{note}");
+        }
+        assert_eq!(fixed_note_json("clean profile "), None);
+        assert_eq!(fixed_note_json("external-links=2"), None);
+    }
+
+    #[test]
+    fn fixed_notes_are_the_formatted_ones() {
+        for state in CellState::ALL {
+            assert_eq!(cell_state_note(state), format!("immune cell state={state}"));
+        }
+        for count in [1, 9, 10, 12345, u32::MAX] {
+            assert_eq!(
+                counted_note("external-links=", count),
+                format!("external-links={count}")
+            );
+        }
     }
 }
