@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod input;
 pub mod label;
 pub mod labelled;
+pub mod output;
 pub mod progress;
 pub mod replay;
 pub mod rng;

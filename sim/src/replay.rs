@@ -27,9 +27,9 @@ use scbe_core::{
     prepare_line, Advance, Bridge, CellState, Gate, KernelAction, MappingOptions, PlannerConfig,
     Prepared, PreparedLine, Timestamp,
 };
-use sha2::{Digest, Sha256};
 
 use crate::input::{raw_prefix, Batch, BatchReader, Corpus};
+use crate::output::RecordSink;
 use crate::progress::Progress;
 
 /// Records rendered per parallel render task.
@@ -204,10 +204,30 @@ struct Rendered {
 pub fn replay(
     config: &ReplayConfig,
     corpus: Corpus,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     errors: &mut dyn Write,
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
+    std::thread::scope(|scope| {
+        // One thread writes as it goes; more use a writer thread, so the
+        // output's system calls overlap the decisions.
+        let sink = if config.threads > 1 {
+            RecordSink::spawn(scope, out, config.digest)
+                .context("cannot start the output writer thread")?
+        } else {
+            RecordSink::inline(out, config.digest)
+        };
+        replay_into(config, corpus, sink, errors, started)
+    })
+}
+
+fn replay_into<'scope, 'w: 'scope>(
+    config: &ReplayConfig,
+    corpus: Corpus,
+    mut sink: RecordSink<'scope, 'w>,
+    errors: &mut dyn Write,
+    started: Instant,
+) -> Result<ReplaySummary> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads.max(1))
         .thread_name(|i| format!("scbe-replay-{i}"))
@@ -227,7 +247,6 @@ pub fn replay(
         threads: config.threads.max(1),
         ..ReplaySummary::default()
     };
-    let mut hasher = config.digest.then(Sha256::new);
     let mut clock = Timestamp::ZERO;
     let mut progress = Progress::new(config.progress, corpus.total_bytes, corpus.bytes_read);
     let mut done = false;
@@ -347,14 +366,15 @@ pub fn replay(
             for (total, n) in summary.by_cell_state.iter_mut().zip(chunk.by_cell_state) {
                 *total += n;
             }
-            if let Some(h) = hasher.as_mut() {
-                h.update(chunk.text.as_bytes());
+            if let Err(e) = sink.write(chunk.text) {
+                return Err(sink_error(sink, e));
             }
-            out.write_all(chunk.text.as_bytes())?;
         }
         if live {
             // A live stream's decisions are wanted now, not when a buffer fills.
-            out.flush()?;
+            if let Err(e) = sink.flush() {
+                return Err(sink_error(sink, e));
+            }
             errors.flush()?;
         }
         progress.update(summary.events_seen);
@@ -362,13 +382,21 @@ pub fn replay(
             break;
         }
     }
-    out.flush()?;
+    summary.output_sha256 = sink.finish()?;
     reader.finish(!done);
     progress.finish();
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.state_evictions = bridge.table().evictions();
-    summary.output_sha256 = hasher.map(|h| hex(&h.finalize()));
     Ok(summary)
+}
+
+/// A write to the sink failed: the writer's own error (a broken pipe, a full
+/// disk) when it has one.
+fn sink_error<'scope, 'w: 'scope>(sink: RecordSink<'scope, 'w>, error: io::Error) -> anyhow::Error {
+    match sink.finish() {
+        Err(own) => anyhow::Error::new(own),
+        Ok(_) => anyhow::Error::new(error),
+    }
 }
 
 /// Stage 1: parse, map, scan and score every line of a batch, in parallel.

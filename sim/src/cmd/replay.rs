@@ -98,13 +98,13 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         progress: !args.quiet,
     };
     let corpus = open_corpus(&args.input)?;
-    let mut out: Box<dyn Write> = match &args.output {
+    let mut out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(BufWriter::with_capacity(
             1 << 20,
             File::create(path)
                 .with_context(|| format!("cannot create output {}", path.display()))?,
         )),
-        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout())),
     };
     let stderr = io::stderr();
     let mut errors = BufWriter::new(stderr.lock());
