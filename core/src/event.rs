@@ -24,6 +24,15 @@ impl Pid {
         }
     }
 
+    /// Append the decimal form (as `Display` writes it) without formatting
+    /// machinery: this runs for every event.
+    pub fn push_to(&self, out: &mut String) {
+        match self {
+            Pid::Small(n) => out.push_str(itoa::Buffer::new().format(*n)),
+            Pid::Big(text) => out.push_str(text),
+        }
+    }
+
     /// The pid as a positive OS pid, when it is one.
     pub fn as_os_pid(&self) -> Option<i32> {
         match self {
@@ -73,7 +82,13 @@ pub struct KernelEvent {
 impl KernelEvent {
     /// `host:pid:process_name` (SPEC §7).
     pub fn process_key(&self) -> String {
-        format!("{}:{}:{}", self.host, self.pid, self.process_name)
+        let mut key = String::with_capacity(self.host.len() + self.process_name.len() + 22);
+        key.push_str(&self.host);
+        key.push(':');
+        self.pid.push_to(&mut key);
+        key.push(':');
+        key.push_str(&self.process_name);
+        key
     }
 
     /// Replace the geometry norm from a state vector (SPEC §10).

@@ -222,12 +222,15 @@ impl NameIndex {
 /// The first and the last (up to) eight bytes, zero-padded.
 #[inline]
 fn name_words(bytes: &[u8]) -> (u64, u64) {
+    let word = |eight: &[u8]| u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+    if bytes.len() >= 8 {
+        // Two fixed-size loads: no copy loop for the usual names.
+        return (word(&bytes[..8]), word(&bytes[bytes.len() - 8..]));
+    }
     let mut head = [0u8; 8];
-    let n = bytes.len().min(8);
-    head[..n].copy_from_slice(&bytes[..n]);
-    let mut tail = [0u8; 8];
-    tail[..n].copy_from_slice(&bytes[bytes.len() - n..]);
-    (u64::from_le_bytes(head), u64::from_le_bytes(tail))
+    head[..bytes.len()].copy_from_slice(bytes);
+    let head = u64::from_le_bytes(head);
+    (head, head)
 }
 
 fn top_index() -> &'static NameIndex {

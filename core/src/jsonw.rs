@@ -80,10 +80,7 @@ pub fn push_f64(out: &mut String, value: f64) {
 /// Append a pid as a JSON integer (any length: big pids are canonical text).
 #[inline]
 pub fn push_pid(out: &mut String, pid: &Pid) {
-    match pid {
-        Pid::Small(n) => out.push_str(itoa::Buffer::new().format(*n)),
-        Pid::Big(text) => out.push_str(text),
-    }
+    pid.push_to(out);
 }
 
 pub fn push_bool(out: &mut String, value: bool) {
