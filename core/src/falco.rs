@@ -585,12 +585,12 @@ pub fn operation_for(evt_type: &str) -> String {
 
 fn network_target(fields: &FalcoDoc<'_>, real_fields: bool) -> String {
     let text = |keys: &[usize]| pick(fields, keys).map(RawValue::to_str).unwrap_or_default();
-    let endpoint = |ip: String, port: String| {
-        if port.is_empty() {
-            ip
-        } else {
-            format!("{ip}:{port}")
+    let endpoint = |mut ip: String, port: String| {
+        if !port.is_empty() {
+            ip.push(':');
+            ip.push_str(&port);
         }
+        ip
     };
     if real_fields {
         // Real Falco: client `fd.cip:fd.cport`, server `fd.sip:fd.sport`; when
@@ -600,7 +600,7 @@ fn network_target(fields: &FalcoDoc<'_>, real_fields: bool) -> String {
         if !cip.is_empty() || !sip.is_empty() {
             let src = endpoint(cip, text(keys!("fd.cport", "fd.lport")));
             let dst = endpoint(sip, text(keys!("fd.sport", "fd.rport")));
-            return format!("{src}->{dst}").trim_matches(['-', '>']).to_owned();
+            return arrow_joined(&src, &dst);
         }
         return text(keys!("fd.name"));
     }
@@ -611,8 +611,22 @@ fn network_target(fields: &FalcoDoc<'_>, real_fields: bool) -> String {
     }
     let src = endpoint(sip, text(keys!("fd.sport", "evt.arg.sport")));
     let dst = endpoint(dip, text(keys!("fd.dport", "evt.arg.dport")));
-    // Python's `str.strip("->")` removes every leading/trailing '-' and '>'.
-    format!("{src}->{dst}").trim_matches(['-', '>']).to_owned()
+    arrow_joined(&src, &dst)
+}
+
+/// `f"{src}->{dst}".strip("->")`: Python's `strip("->")` removes every
+/// leading and trailing '-' and '>', so an empty end leaves no arrow.
+fn arrow_joined(src: &str, dst: &str) -> String {
+    let mut joined = String::with_capacity(src.len() + dst.len() + 2);
+    joined.push_str(src);
+    joined.push_str("->");
+    joined.push_str(dst);
+    let trimmed = joined.trim_matches(['-', '>']);
+    if trimmed.len() == joined.len() {
+        joined
+    } else {
+        trimmed.to_owned()
+    }
 }
 
 /// The metadata dict rendered as the reference's `repr(dict)` (SPEC §2).
