@@ -36,6 +36,20 @@ impl<V: Copy> BoundedTable<V> {
     }
 
     /// Store `load` for `key`, evicting the oldest key if a new key finds the table full.
+    /// `store(key, f(get(key)))` with one hash lookup when the key is
+    /// present (the common case: a process seen before); `f` also returns
+    /// whatever else the caller computed from the old value.
+    pub fn update<R>(&mut self, key: &str, f: impl FnOnce(Option<V>) -> (V, R)) -> R {
+        if let Some(slot) = self.loads.get_mut(key) {
+            let (load, result) = f(Some(*slot));
+            *slot = load;
+            return result;
+        }
+        let (load, result) = f(None);
+        self.store(key, load);
+        result
+    }
+
     pub fn store(&mut self, key: &str, load: V) {
         if let Some(slot) = self.loads.get_mut(key) {
             *slot = load;
@@ -110,5 +124,23 @@ mod tests {
             vec![("c", 0.4), ("a", 0.5)]
         );
         assert_eq!(table.evictions(), 2);
+    }
+
+    #[test]
+    fn update_is_get_then_store() {
+        let mut table = AntibodyTable::new(2);
+        let seen = table.update("a", |prev| (0.5, prev));
+        assert_eq!(seen, None);
+        let seen = table.update("a", |prev| (prev.unwrap_or(0.0) + 0.25, prev));
+        assert_eq!(seen, Some(0.5));
+        assert_eq!(table.get("a"), Some(0.75));
+        table.update("b", |_| (0.1, ()));
+        table.update("c", |_| (0.2, ())); // full: drops `a`, as `store` would
+        assert_eq!(table.get("a"), None);
+        assert_eq!(table.evictions(), 1);
+        assert_eq!(
+            table.entries().collect::<Vec<_>>(),
+            vec![("b", 0.1), ("c", 0.2)]
+        );
     }
 }

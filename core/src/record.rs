@@ -356,9 +356,11 @@ impl Bridge {
     /// turnstile, new load, cooldown.
     pub fn advance(&mut self, prepared: &Prepared, now: Timestamp) -> Advance {
         let key = prepared.process_key.as_str();
-        let prev = self.table.get(key).unwrap_or(0.0);
-        let resolution = self.gate.resolve(&prepared.assessment, prev);
-        self.table.store(key, resolution.antibody_now);
+        let gate = &self.gate;
+        let resolution = self.table.update(key, |prev| {
+            let resolution = gate.resolve(&prepared.assessment, prev.unwrap_or(0.0));
+            (resolution.antibody_now, resolution)
+        });
         let admitted = match &mut self.planner {
             Some(planner) => planner.admit(key, resolution.kernel_action, now),
             None => true,
