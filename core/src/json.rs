@@ -419,6 +419,16 @@ impl<'a> Reader<'a> {
     /// the members the gate never reads. Accepts exactly what [`Self::value`]
     /// accepts, with the same depth bound.
     pub(crate) fn skip_value(&mut self) -> Result<(), JsonError> {
+        // Scalars, nearly every skipped member, need no container stack.
+        match self.peek() {
+            Some(b'"') => return self.skip_string(),
+            Some(b'0'..=b'9') => return self.scan_number().map(|_| ()),
+            Some(b'n') if self.bytes[self.pos..].starts_with(b"null") => {
+                self.pos += 4;
+                return Ok(());
+            }
+            _ => {}
+        }
         // `true` for an open object, `false` for an open array.
         let mut open = OpenStack::default();
         loop {
