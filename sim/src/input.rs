@@ -15,6 +15,11 @@ use scbe_core::limits::LINE_BYTES_MAX;
 /// pipeline fills quickly; measured faster than 8192 (and than 1024) on one
 /// and two threads with `scbe-sim bench`.
 pub const BATCH_LINES_MAX: usize = 2048;
+/// The first batch's lines; each next batch doubles, up to
+/// [`BATCH_LINES_MAX`]. The parallel stages start sooner, and the last
+/// stages of one batch overlap the first of the next sooner, which matters
+/// on short corpora.
+pub const BATCH_LINES_FIRST: usize = 256;
 /// Bytes per batch (a batch closes at whichever bound it reaches first).
 pub const BATCH_BYTES_MAX: usize = 8 << 20;
 
@@ -143,6 +148,8 @@ pub struct LineReader<R> {
     eof: bool,
     /// Close a batch when stdin has nothing ready (see [`Corpus::live`]).
     live: bool,
+    /// Lines in the next batch (ramping up to [`BATCH_LINES_MAX`]).
+    batch_lines: usize,
 }
 
 impl<R: Read> LineReader<R> {
@@ -153,6 +160,7 @@ impl<R: Read> LineReader<R> {
             after_cr: false,
             eof: false,
             live: false,
+            batch_lines: BATCH_LINES_FIRST,
         }
     }
 
@@ -169,7 +177,7 @@ impl<R: Read> LineReader<R> {
         batch.data.clear();
         batch.lines.clear();
         while !self.eof
-            && batch.lines.len() < BATCH_LINES_MAX
+            && batch.lines.len() < self.batch_lines
             && batch.data.len() < BATCH_BYTES_MAX - LINE_BYTES_MAX
         {
             if self.live
@@ -181,6 +189,7 @@ impl<R: Read> LineReader<R> {
             }
             self.read_line(batch)?;
         }
+        self.batch_lines = (self.batch_lines * 2).min(BATCH_LINES_MAX);
         Ok(!batch.lines.is_empty())
     }
 
