@@ -301,6 +301,15 @@ fn is_format_or_unassigned(c: char) -> bool {
 
 /// Python's `repr(str)`.
 pub fn py_str_repr(text: &str, out: &mut String) {
+    // The usual string — printable ASCII, no `'`, no `\` — is quoted as is:
+    // one scan instead of looking for quotes first.
+    if crate::bytescan::find_repr_special(text.as_bytes(), b'\'').is_none() {
+        out.reserve(text.len() + 2);
+        out.push('\'');
+        out.push_str(text);
+        out.push('\'');
+        return;
+    }
     let quote = if text.contains('\'') && !text.contains('"') {
         b'"'
     } else {
