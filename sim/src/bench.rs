@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use scbe_core::{Bridge, LineOutcome, Timestamp};
 
 use crate::input::{open_corpus, Batch, LineReader};
-use crate::replay::{replay, ReplayConfig};
+use crate::replay::{replay, ReplayConfig, OUTPUT_BUFFER_BYTES};
 
 /// Lines timed one by one for the latency histogram.
 const LATENCY_SAMPLE_MAX: usize = 200_000;
@@ -87,7 +87,7 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             replay_config.progress = false;
             let corpus = open_corpus(path_text)?;
             let mut out = BufWriter::with_capacity(
-                1 << 20,
+                OUTPUT_BUFFER_BYTES,
                 File::create(&config.output_path)
                     .with_context(|| format!("cannot create {}", config.output_path.display()))?,
             );

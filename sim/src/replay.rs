@@ -35,6 +35,11 @@ use crate::progress::Progress;
 /// Records rendered per parallel render task.
 const RENDER_CHUNK_EVENTS: usize = 512;
 
+/// Buffer for replay's output. Rendered chunks (hundreds of kilobytes) are
+/// larger, so `BufWriter` hands them to the file directly instead of copying
+/// them; the buffer only gathers small writes (short batches on a live stream).
+pub const OUTPUT_BUFFER_BYTES: usize = 64 << 10;
+
 /// Everything a replay needs besides its input and output.
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use scbe_core::{MappingOptions, PlannerConfig};
 use scbe_sim::input::open_corpus;
-use scbe_sim::replay::{replay, ReplayConfig};
+use scbe_sim::replay::{replay, ReplayConfig, OUTPUT_BUFFER_BYTES};
 use scbe_sim::util::{default_threads, load_gate, parse_backends};
 
 #[derive(clap::Args, Debug)]
@@ -100,11 +100,11 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let corpus = open_corpus(&args.input)?;
     let mut out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(BufWriter::with_capacity(
-            1 << 20,
+            OUTPUT_BUFFER_BYTES,
             File::create(path)
                 .with_context(|| format!("cannot create output {}", path.display()))?,
         )),
-        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout())),
+        None => Box::new(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, io::stdout())),
     };
     let stderr = io::stderr();
     let mut errors = BufWriter::new(stderr.lock());
