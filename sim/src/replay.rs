@@ -28,7 +28,7 @@ use scbe_core::{
     Prepared, PreparedLine, Timestamp,
 };
 
-use crate::input::{raw_prefix, Batch, BatchReader, Corpus};
+use crate::input::{raw_prefix, Batch, BatchReader, Corpus, LineSlot};
 use crate::output::RecordSink;
 use crate::progress::Progress;
 
@@ -262,6 +262,8 @@ fn replay_into<'scope, 'w: 'scope>(
     // thread does the stages in turn; a live stream is not read ahead, so
     // that a batch's decisions never wait for more input.
     let overlap = config.threads > 1 && !live;
+    let single = config.threads <= 1;
+    let mut scratch = ScanScratch::default();
     let (prepared_tx, prepared_rx) = mpsc::channel::<(Batch, Vec<PreparedLine>)>();
     let start_prepare = |batch: Batch| {
         let gate = Arc::clone(&config.gate);
@@ -300,7 +302,13 @@ fn replay_into<'scope, 'w: 'scope>(
                 break;
             };
             let batch = batch.context("cannot read input")?;
-            let prepared = pool.install(|| prepare_batch(&config.gate, &config.mapping, &batch));
+            let prepared = if single {
+                // On the calling thread: no hand-off, and the batch stays in
+                // this core's cache for the stages that follow.
+                prepare_batch_here(&config.gate, &config.mapping, &batch, &mut scratch)
+            } else {
+                pool.install(|| prepare_batch(&config.gate, &config.mapping, &batch))
+            };
             (batch, prepared)
         };
 
@@ -349,12 +357,19 @@ fn replay_into<'scope, 'w: 'scope>(
 
         // Stage 3: render in parallel chunks; write in order.
         let chunks = split_chunks(slots, RENDER_CHUNK_EVENTS);
-        let rendered: Vec<Rendered> = pool.install(|| {
+        let rendered: Vec<Rendered> = if single {
             chunks
-                .into_par_iter()
+                .into_iter()
                 .map(|chunk| render_chunk(&bridge, config.alerts_only, chunk))
                 .collect()
-        });
+        } else {
+            pool.install(|| {
+                chunks
+                    .into_par_iter()
+                    .map(|chunk| render_chunk(&bridge, config.alerts_only, chunk))
+                    .collect()
+            })
+        };
         for chunk in rendered {
             for e in &chunk.errors {
                 write_error(errors, e.line_no, &e.error, &e.raw)?;
@@ -410,13 +425,38 @@ fn prepare_batch(gate: &Gate, mapping: &MappingOptions, batch: &Batch) -> Vec<Pr
         .lines
         .par_iter()
         .map_init(ScanScratch::default, |scratch, slot| {
-            if slot.full_len > LINE_BYTES_MAX {
-                return PreparedLine::Error(LineError::TooLong {
-                    bytes: slot.full_len,
-                });
-            }
-            prepare_line(gate, mapping, batch.line(slot), scratch)
+            prepare_slot(gate, mapping, batch, slot, scratch)
         })
+        .collect()
+}
+
+/// One line of stage 1; a line over the limit was not kept whole.
+fn prepare_slot(
+    gate: &Gate,
+    mapping: &MappingOptions,
+    batch: &Batch,
+    slot: &LineSlot,
+    scratch: &mut ScanScratch,
+) -> PreparedLine {
+    if slot.full_len > LINE_BYTES_MAX {
+        return PreparedLine::Error(LineError::TooLong {
+            bytes: slot.full_len,
+        });
+    }
+    prepare_line(gate, mapping, batch.line(slot), scratch)
+}
+
+/// Stage 1 on the calling thread (a one-thread run).
+fn prepare_batch_here(
+    gate: &Gate,
+    mapping: &MappingOptions,
+    batch: &Batch,
+    scratch: &mut ScanScratch,
+) -> Vec<PreparedLine> {
+    batch
+        .lines
+        .iter()
+        .map(|slot| prepare_slot(gate, mapping, batch, slot, scratch))
         .collect()
 }
 
