@@ -200,19 +200,24 @@ mod sse2 {
         unsafe { _mm_set_epi64x(hi as i64, lo as i64) }
     }
 
+    /// Lanes holding `quote`, `\\` or a byte below 0x20: what both scans stop at.
+    #[inline(always)]
+    fn quote_backslash_or_control(v: __m128i, quote: u8) -> __m128i {
+        unsafe {
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(quote as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let low = _mm_set1_epi8(0x1f);
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
+            _mm_or_si128(_mm_or_si128(quote, backslash), control)
+        }
+    }
+
     /// Bit `i` set when byte `i` is `"`, `\\`, `extra` or below 0x20.
     #[inline(always)]
     pub(super) fn json_special(v: __m128i, extra: u8) -> u32 {
         unsafe {
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
             let extra = _mm_cmpeq_epi8(v, _mm_set1_epi8(extra as i8));
-            let low = _mm_set1_epi8(0x1f);
-            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
-            _mm_movemask_epi8(_mm_or_si128(
-                _mm_or_si128(quote, backslash),
-                _mm_or_si128(extra, control),
-            )) as u32
+            _mm_movemask_epi8(_mm_or_si128(quote_backslash_or_control(v, b'"'), extra)) as u32
         }
     }
 
@@ -220,15 +225,11 @@ mod sse2 {
     #[inline(always)]
     pub(super) fn repr_special(v: __m128i, quote: u8) -> u32 {
         unsafe {
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(quote as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            let low = _mm_set1_epi8(0x1f);
-            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
             let high = _mm_set1_epi8(0x7f);
             let not_ascii = _mm_cmpeq_epi8(_mm_min_epu8(v, high), high);
             _mm_movemask_epi8(_mm_or_si128(
-                _mm_or_si128(quote, backslash),
-                _mm_or_si128(control, not_ascii),
+                quote_backslash_or_control(v, quote),
+                not_ascii,
             )) as u32
         }
     }
