@@ -44,7 +44,8 @@ pub struct ReplayArgs {
     /// Write records here instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Worker threads (default: all cores). Output is identical for every value.
+    /// Worker threads (default: all cores). Output is identical for every value;
+    /// 1 reads, decides and writes on one thread.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Print the SHA-256 of the output stream in the summary.
