@@ -591,6 +591,7 @@ fn agent_with_tmpfs(mount_at: &Path, size: &str, read_only: bool, args: &[&str])
         child,
         stdout,
         stderr,
+        stdout_held: false,
     })
 }
 

@@ -44,7 +44,7 @@ pub fn shared_file(relative: &str) -> Option<PathBuf> {
 
 /// Lines collected from a child's pipe by a thread.
 #[derive(Clone, Default)]
-pub struct Lines(Arc<Mutex<Vec<String>>>);
+pub struct Lines(Arc<Mutex<Vec<String>>>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Lines {
     /// Read `pipe` line by line on a thread.
@@ -53,11 +53,17 @@ impl Lines {
         let sink = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { return };
+                let Ok(line) = line else { break };
                 sink.0.lock().unwrap().push(line);
             }
+            sink.1.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         lines
+    }
+
+    /// Whether the pipe reached its end (every line written is collected).
+    pub fn closed(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn snapshot(&self) -> Vec<String> {
@@ -106,6 +112,8 @@ pub struct Agent {
     pub stdin: Option<ChildStdin>,
     pub stdout: Lines,
     pub stderr: Lines,
+    /// The test reads stdout itself (see [`Agent::start_holding_stdout`]).
+    pub stdout_held: bool,
 }
 
 impl Agent {
@@ -151,6 +159,7 @@ impl Agent {
             child,
             stdout,
             stderr,
+            stdout_held: hold_stdout,
         };
         (agent, held)
     }
@@ -189,11 +198,17 @@ impl Agent {
     pub fn finish(mut self) -> (i32, Lines, Lines) {
         drop(self.stdin.take());
         let status = self.child.wait().unwrap();
-        // The reader threads see EOF right after exit; wait for the summary.
+        // The reader threads see EOF right after exit; wait for the summary
+        // and for every record (on a loaded machine the stdout collector can
+        // lag the exit).
         let stderr = self.stderr.clone();
         wait_until("the summary line", || {
             stderr.json().iter().any(|v| v.get("events_seen").is_some())
         });
+        if !self.stdout_held {
+            let stdout = self.stdout.clone();
+            wait_until("the end of stdout", || stdout.closed());
+        }
         (status.code().unwrap_or(-1), self.stdout.clone(), stderr)
     }
 
