@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod control;
+pub mod durable;
 pub mod enforce;
 pub mod engine;
 pub mod httpd;

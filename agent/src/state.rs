@@ -8,9 +8,8 @@
 //! A file that does not parse or holds impossible values is a clear error
 //! (or, with `--state-move-corrupt`, moved aside and the agent starts empty).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use scbe_core::limits::STATE_ENTRIES_MAX;
@@ -78,26 +77,12 @@ pub fn save(path: &Path, table: &AntibodyTable) -> io::Result<()> {
         file_name.to_string_lossy(),
         std::process::id()
     ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        let mut writer = io::BufWriter::new(&mut file);
+    crate::durable::replace_file(&temp, path, dir, |file| {
+        let mut writer = io::BufWriter::new(file);
         serde_json::to_writer(&mut writer, &state)?;
         writer.write_all(b"\n")?;
-        writer.flush()?;
-        drop(writer);
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+        writer.flush()
+    })
 }
 
 /// Read a state file. `Ok(None)` when it does not exist (first start).

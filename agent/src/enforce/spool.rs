@@ -6,9 +6,9 @@
 //! what is left. Files hold only the request body — never the bearer token.
 
 use std::collections::VecDeque;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// Why an event could not be spooled.
@@ -99,22 +99,10 @@ impl Spool {
         }
         let seq = self.next_seq;
         let temp = self.dir.join(format!(".{seq:020}.tmp"));
-        let write = || -> io::Result<()> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(body)?;
-            file.sync_all()?;
-            fs::rename(&temp, self.path(seq))?;
-            File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            SpoolError::Io(e)
-        })?;
+        crate::durable::replace_file(&temp, &self.path(seq), &self.dir, |file| {
+            file.write_all(body)
+        })
+        .map_err(SpoolError::Io)?;
         self.next_seq += 1;
         self.entries.push_back((seq, body.len() as u64));
         self.total_bytes += body.len() as u64;
