@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::clock::Timestamp;
 use crate::event::{KernelEvent, Pid};
 use crate::gate::{Assessment, CellState, KernelAction, Resolution};
-use crate::jsonw::{push_pid, push_str, push_str_array, ObjectWriter};
+use crate::jsonw::{push_str, push_str_array, ObjectWriter};
 use crate::memory::BoundedTable;
 use crate::pystr::{py_round, shell_quote};
 use crate::turnstile::Decision;
@@ -63,7 +63,7 @@ impl EnforcementAction {
         o.str("process_key", &self.process_key)
             .str("kernel_action", self.kernel_action.as_str())
             .str("host", &self.host);
-        push_pid(o.key("pid"), &self.pid);
+        self.pid.push_to(o.key("pid"));
         o.str("process_name", &self.process_name)
             .str("operation", &self.operation)
             .str("target", &self.target)

@@ -97,3 +97,25 @@ impl KernelEvent {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_are_written_as_display_writes_them() {
+        for pid in [
+            Pid::Small(0),
+            Pid::Small(1),
+            Pid::Small(-7),
+            Pid::Small(i64::MAX),
+            Pid::Small(i64::MIN),
+            Pid::Big("123456789012345678901234567890".into()),
+            Pid::Big("-123456789012345678901234567890".into()),
+        ] {
+            let mut out = String::new();
+            pid.push_to(&mut out);
+            assert_eq!(out, pid.to_string());
+        }
+    }
+}

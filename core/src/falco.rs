@@ -10,7 +10,7 @@ use crate::event::{KernelEvent, Pid};
 use crate::json::{JsonError, JsonValue, Reader};
 use crate::limits::LINE_BYTES_MAX;
 use crate::pystr::{py_lower, py_str_repr, py_strip};
-use crate::pyvalue::{int_literal_to_float, py_repr, to_bool, to_float, to_int_text, to_str};
+use crate::pyvalue::{py_repr, to_bool, to_float, to_int_text, to_str};
 
 /// How Falco events become kernel events: the parts of the mapping a policy
 /// or the command line may change.
@@ -512,13 +512,10 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
     let geometry_norm = match pick(fields, keys!("scbe.geometry_norm"))
         .unwrap_or(top("geometry_norm", ZERO_FLOAT))
     {
-        // A plain JSON number: no need to build the value first.
+        // A plain unsigned JSON number (no sign, so never `-0`): no need to
+        // build the value first.
         RawValue::Json(number) if number.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
-            if number.contains('.') {
-                number.parse().unwrap_or(0.0)
-            } else {
-                int_literal_to_float(number).unwrap_or(0.0)
-            }
+            number.parse().unwrap_or(0.0)
         }
         other => to_float(&other.value(), 0.0),
     };

@@ -4,7 +4,6 @@
 //! rather than through a serializer: it is faster and the order is explicit.
 
 use crate::bytescan::{find_json_special, has_json_special};
-use crate::event::Pid;
 
 /// Append `text` as a JSON string (UTF-8 kept as is; control characters and
 /// the JSON specials escaped).
@@ -75,12 +74,6 @@ pub fn push_f64(out: &mut String, value: f64) {
     } else {
         out.push_str("null");
     }
-}
-
-/// Append a pid as a JSON integer (any length: big pids are canonical text).
-#[inline]
-pub fn push_pid(out: &mut String, pid: &Pid) {
-    pid.push_to(out);
 }
 
 pub fn push_bool(out: &mut String, value: bool) {
@@ -212,23 +205,6 @@ mod tests {
             let mut general = String::from("prefix");
             push_str_escaped(&mut general, text);
             assert_eq!(fast, general, "{text:?}");
-        }
-    }
-
-    #[test]
-    fn pids_are_written_as_display_writes_them() {
-        for pid in [
-            Pid::Small(0),
-            Pid::Small(1),
-            Pid::Small(-7),
-            Pid::Small(i64::MAX),
-            Pid::Small(i64::MIN),
-            Pid::Big("123456789012345678901234567890".into()),
-            Pid::Big("-123456789012345678901234567890".into()),
-        ] {
-            let mut out = String::new();
-            push_pid(&mut out, &pid);
-            assert_eq!(out, pid.to_string());
         }
     }
 

@@ -106,7 +106,7 @@ pub fn to_float(value: &JsonValue<'_>, default: f64) -> f64 {
 
 /// `float(int)` of a JSON integer literal: correctly rounded, and never
 /// negative zero (Python's `-0` is the int `0`).
-pub fn int_literal_to_float(text: &str) -> Option<f64> {
+fn int_literal_to_float(text: &str) -> Option<f64> {
     let value: f64 = text.parse().ok()?;
     Some(if value == 0.0 { 0.0 } else { value })
 }

@@ -9,7 +9,7 @@ use crate::event::KernelEvent;
 use crate::falco::{self, LineError, MappingOptions, RawLine};
 use crate::gate::{Assessment, CellState, EventFeatures, Gate, KernelAction, Resolution};
 use crate::integrity;
-use crate::jsonw::{push_pid, push_str, ObjectWriter};
+use crate::jsonw::{push_str, ObjectWriter};
 use crate::membrane::{ScanHits, ScanScratch};
 use crate::memory::AntibodyTable;
 use crate::pystr::{push_py_round4, py_float_repr};
@@ -46,7 +46,7 @@ impl DecisionRecord {
         out.push_str("{\"host\":");
         push_str(out, &e.host);
         out.push_str(",\"pid\":");
-        push_pid(out, &e.pid);
+        e.pid.push_to(out);
         out.push_str(",\"process_name\":");
         push_str(out, &e.process_name);
         out.push_str(",\"operation\":");
@@ -108,7 +108,7 @@ fn write_event_json(e: &KernelEvent, out: &mut String) {
         .str("command_line", &e.command_line)
         .str("operation", &e.operation)
         .str("target", &e.target);
-    push_pid(o.key("pid"), &e.pid);
+    e.pid.push_to(o.key("pid"));
     o.bool("signer_trusted", e.signer_trusted);
     match &e.hash_sha256 {
         Some(h) => o.str("hash_sha256", h),

@@ -72,6 +72,15 @@ fn score_json(s: &Score) -> Value {
     })
 }
 
+/// `key=value key=value`, as the header comment and the summary show a point.
+fn params_text(params: &[(String, f64)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn params_json(params: &[(String, f64)]) -> Value {
     Value::Object(params.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
 }
@@ -165,12 +174,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
         "# Grid point {} of {}: {}\n",
         chosen.index,
         tuning.points.len(),
-        point
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        params_text(&point.params)
     ));
     for (name, s) in [("train", &chosen.train), ("test", &chosen.test)] {
         text.push_str(&format!(
@@ -308,12 +312,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
             stdout,
             "chosen point {}: {}",
             chosen.index,
-            point
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            params_text(&point.params)
         )?;
         writeln!(
             stdout,
