@@ -219,17 +219,28 @@ impl NameIndex {
     }
 }
 
-/// The first and the last (up to) eight bytes, zero-padded.
-#[inline]
+/// The first and the last (up to) eight bytes; with the length, they are the
+/// whole name when it has at most sixteen bytes. Short names are read with
+/// overlapping loads rather than copied.
+#[inline(always)]
 fn name_words(bytes: &[u8]) -> (u64, u64) {
-    let word = |eight: &[u8]| u64::from_le_bytes(eight.try_into().expect("8 bytes"));
-    if bytes.len() >= 8 {
-        // Two fixed-size loads: no copy loop for the usual names.
-        return (word(&bytes[..8]), word(&bytes[bytes.len() - 8..]));
+    let n = bytes.len();
+    if n >= 8 {
+        let word = |eight: &[u8]| u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+        return (word(&bytes[..8]), word(&bytes[n - 8..]));
     }
-    let mut head = [0u8; 8];
-    head[..bytes.len()].copy_from_slice(bytes);
-    let head = u64::from_le_bytes(head);
+    let head = if n >= 4 {
+        let four = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                bytes[at..at + 4].try_into().expect("4 bytes"),
+            ))
+        };
+        four(0) | four(n - 4) << 32
+    } else if n > 0 {
+        u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
+    } else {
+        0
+    };
     (head, head)
 }
 
@@ -293,8 +304,50 @@ impl<'a> RawValue<'a> {
     fn to_str(self) -> String {
         match self {
             RawValue::Text(text) => py_strip(text).to_owned(),
+            // `str()` of a plain integer (a port, say) is its literal.
+            RawValue::Json(digits) if small_decimal(digits) => digits.to_owned(),
             RawValue::Json(_) => to_str(&self.value()),
         }
+    }
+}
+
+/// Where a known member's value lies in the line, in eight bytes, so that a
+/// document is small to set up and to move: `start` 0 means absent (no value
+/// starts where the line's `{` is), and the top bit of `len` marks JSON text
+/// (a [`RawValue::Json`]) rather than string contents.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+const JSON_BIT: u32 = 1 << 31;
+
+impl Span {
+    const ABSENT: Span = Span { start: 0, len: 0 };
+
+    /// `len` fits in 31 bits: lines are checked to be shorter than 2 GiB.
+    fn new(start: usize, end: usize, json: bool) -> Span {
+        Span {
+            start: start as u32,
+            len: (end - start) as u32 | if json { JSON_BIT } else { 0 },
+        }
+    }
+
+    fn value(self, text: &str) -> Option<RawValue<'_>> {
+        if self.start == 0 {
+            return None;
+        }
+        let start = self.start as usize;
+        let end = start + (self.len & !JSON_BIT) as usize;
+        // Spans are made at character boundaries of this very text, so the
+        // slice cannot fail; `None` keeps this total all the same.
+        let value = text.get(start..end)?;
+        Some(if self.len & JSON_BIT != 0 {
+            RawValue::Json(value)
+        } else {
+            RawValue::Text(value)
+        })
     }
 }
 
@@ -303,17 +356,22 @@ impl<'a> RawValue<'a> {
 /// A later duplicate key replaces an earlier one, as Python's dict does.
 #[derive(Debug)]
 pub struct FalcoDoc<'a> {
-    top: [Option<RawValue<'a>>; TOP_KEYS.len()],
-    fields: [Option<RawValue<'a>>; KNOWN_FIELDS.len()],
+    text: &'a str,
+    top: [Span; TOP_KEYS.len()],
+    fields: [Span; KNOWN_FIELDS.len()],
 }
 
 impl<'a> FalcoDoc<'a> {
     /// Read one line: valid JSON (Python's `json.loads` acceptance), and an
     /// object, or an error saying which.
     pub fn read(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
+        if text.len() > (JSON_BIT - 1) as usize {
+            return Err(LineError::TooLong { bytes: text.len() });
+        }
         let mut doc = FalcoDoc {
-            top: [None; TOP_KEYS.len()],
-            fields: [None; KNOWN_FIELDS.len()],
+            text,
+            top: [Span::ABSENT; TOP_KEYS.len()],
+            fields: [Span::ABSENT; KNOWN_FIELDS.len()],
         };
         let mut reader = Reader::new(text);
         reader.skip_ws();
@@ -353,7 +411,7 @@ impl<'a> FalcoDoc<'a> {
                 None => reader.object_key()?,
             };
             if level == 0 && key == "output_fields" {
-                self.fields = [None; KNOWN_FIELDS.len()];
+                self.fields = [Span::ABSENT; KNOWN_FIELDS.len()];
                 if reader.peek() == Some(b'{') {
                     self.read_object(reader, 1)?;
                     reader.depth_base = 1;
@@ -367,7 +425,7 @@ impl<'a> FalcoDoc<'a> {
                     field_slot(&key).map(|i| &mut self.fields[i])
                 };
                 match slot {
-                    Some(slot) => *slot = Some(read_raw(reader)?),
+                    Some(slot) => *slot = read_raw(reader)?,
                     None => reader.skip_value()?,
                 }
             }
@@ -390,22 +448,23 @@ impl<'a> FalcoDoc<'a> {
     fn top(&self, key: &str) -> Option<RawValue<'a>> {
         let i = top_slot(key);
         debug_assert!(i.is_some(), "{key} must be listed in TOP_KEYS");
-        i.and_then(|i| self.top[i])
+        i.and_then(|i| self.top[i].value(self.text))
     }
 
     fn field(&self, id: usize) -> Option<RawValue<'a>> {
-        self.fields[id]
+        self.fields[id].value(self.text)
     }
 }
 
 /// Validate the value at the reader and move past it, keeping where it was.
-fn read_raw<'a>(reader: &mut Reader<'a>) -> Result<RawValue<'a>, JsonError> {
+fn read_raw(reader: &mut Reader<'_>) -> Result<Span, JsonError> {
     let start = reader.pos;
-    if let Some(text) = reader.plain_string() {
-        return Ok(RawValue::Text(text));
+    if reader.plain_string().is_some() {
+        // The contents, between the quotes.
+        return Ok(Span::new(start + 1, reader.pos - 1, false));
     }
     reader.skip_value()?;
-    Ok(RawValue::Json(&reader.text()[start..reader.pos]))
+    Ok(Span::new(start, reader.pos, true))
 }
 
 /// The slot of a top-level member name, if the mapping reads it.
@@ -673,15 +732,10 @@ fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> 
 /// The event's own time: `output_fields["evt.time"]` (integer ns), else the
 /// top-level RFC 3339 `time`. Replays use it as their clock.
 fn event_time(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>) -> Option<Timestamp> {
+    // A JSON integer literal that fits an `i64` (nanoseconds since the epoch
+    // have 19 digits): `str::parse` reads it as Python's `int` does. Floats,
+    // strings and bigger integers fall through to `time`.
     if let Some(RawValue::Json(ns)) = fields.field(const { field_id("evt.time") }) {
-        if small_decimal(ns) {
-            return ns.parse::<i64>().ok().map(Timestamp::from_nanos);
-        }
-    }
-    if let Some(JsonValue::Int(ns)) = fields
-        .field(const { field_id("evt.time") })
-        .map(RawValue::value)
-    {
         if let Ok(ns) = ns.parse::<i64>() {
             return Some(Timestamp::from_nanos(ns));
         }

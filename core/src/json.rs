@@ -137,6 +137,30 @@ enum Frame<'a> {
     Object(Vec<(Cow<'a, str>, JsonValue<'a>)>, Cow<'a, str>),
 }
 
+/// The index of the first byte at or after `i` that is not an ASCII digit,
+/// eight bytes per step: event times and pids are long digit runs.
+#[inline]
+fn skip_digits(bytes: &[u8], mut i: usize) -> usize {
+    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        // A digit (0x30..=0x39) has high nibble 3, and keeps it when 6 is
+        // added. A carry out of a byte only disturbs later bytes, beyond the
+        // first non-digit, which is all this looks for.
+        let non_digits = ((w & HIGH_NIBBLES) ^ THREES)
+            | ((w.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES) ^ THREES);
+        if non_digits != 0 {
+            return i + (non_digits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
+}
+
 impl<'a> Reader<'a> {
     pub(crate) fn new(text: &'a str) -> Reader<'a> {
         Reader {
@@ -145,11 +169,6 @@ impl<'a> Reader<'a> {
             pos: 0,
             depth_base: 0,
         }
-    }
-
-    /// The whole text being read.
-    pub(crate) fn text(&self) -> &'a str {
-        self.text
     }
 
     /// At a string without escapes or control characters: its contents,
@@ -379,9 +398,7 @@ impl<'a> Reader<'a> {
         match bytes.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => {
-                while bytes.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
+                i = skip_digits(bytes, i);
             }
             _ => return Err(self.error("expecting value")),
         }
@@ -389,10 +406,7 @@ impl<'a> Reader<'a> {
         let mut is_float = false;
         if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
             is_float = true;
-            i += 1;
-            while bytes.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
+            i = skip_digits(bytes, i + 1);
         }
         if let Some(b'e' | b'E') = bytes.get(i) {
             let mut j = i + 1;
@@ -401,10 +415,7 @@ impl<'a> Reader<'a> {
             }
             if bytes.get(j).is_some_and(u8::is_ascii_digit) {
                 is_float = true;
-                while bytes.get(j).is_some_and(u8::is_ascii_digit) {
-                    j += 1;
-                }
-                i = j;
+                i = skip_digits(bytes, j);
             }
         }
         let n_digits = int_end - start - usize::from(bytes[start] == b'-');
@@ -426,6 +437,17 @@ impl<'a> Reader<'a> {
             Some(b'n') if self.bytes[self.pos..].starts_with(b"null") => {
                 self.pos += 4;
                 return Ok(());
+            }
+            Some(b't') if self.bytes[self.pos..].starts_with(b"true") => {
+                self.pos += 4;
+                return Ok(());
+            }
+            Some(b'f') if self.bytes[self.pos..].starts_with(b"false") => {
+                self.pos += 5;
+                return Ok(());
+            }
+            Some(b'-') if self.bytes.get(self.pos + 1).is_some_and(u8::is_ascii_digit) => {
+                return self.scan_number().map(|_| ());
             }
             _ => {}
         }
@@ -653,6 +675,24 @@ fn key_slot<'f, 'a>(frame: &'f mut Frame<'a>) -> &'f mut Cow<'a, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skip_digits_stops_at_the_first_non_digit() {
+        for len in 0..20 {
+            for stop in [b'/', b':', b'.', b'e', b' ', 0x00, 0xfa, 0xff, b'0' + 0x80] {
+                let mut text = vec![b'7'; len];
+                text.push(stop);
+                text.extend_from_slice(b"99999999");
+                assert_eq!(skip_digits(&text, 0), len, "{len} digits then {stop:#x}");
+                assert_eq!(skip_digits(&text[..len], 0), len);
+            }
+        }
+        for byte in 0..=255u8 {
+            let text = [b'1', b'2', byte, b'3', b'4', b'5', b'6', b'7', b'8', b'9'];
+            let want = if byte.is_ascii_digit() { 10 } else { 2 };
+            assert_eq!(skip_digits(&text, 0), want, "{byte:#x}");
+        }
+    }
 
     #[test]
     fn accepts_what_python_accepts() {
