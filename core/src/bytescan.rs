@@ -197,6 +197,12 @@ mod sse2 {
         let (lo, hi) = block.split_at(8);
         let lo = u64::from_le_bytes(lo.try_into().expect("8 bytes"));
         let hi = u64::from_le_bytes(hi.try_into().expect("8 bytes"));
+        load_words(lo, hi)
+    }
+
+    /// Lanes 0..8 from `lo`, 8..16 from `hi` (little-endian).
+    #[inline(always)]
+    fn load_words(lo: u64, hi: u64) -> __m128i {
         unsafe { _mm_set_epi64x(hi as i64, lo as i64) }
     }
 
@@ -248,13 +254,53 @@ mod sse2 {
             i += 16;
         }
         let rest = chunks.remainder();
-        if rest.is_empty() {
+        let n = rest.len();
+        if n == 0 {
             return None;
         }
-        let mut block = [0u8; 16];
-        block[..rest.len()].copy_from_slice(rest);
-        let hits = mask(load(&block)) & ((1u32 << rest.len()) - 1);
-        (hits != 0).then(|| i + hits.trailing_zeros() as usize)
+        if i > 0 {
+            // The last sixteen bytes, overlapping bytes already seen (which
+            // held nothing), instead of copying the tail into a block.
+            let last = i + n - 16;
+            let hits = mask(load(bytes[last..].try_into().expect("16 bytes")));
+            return (hits != 0).then(|| last + hits.trailing_zeros() as usize);
+        }
+        // A short text (most field values): read with overlapping loads
+        // into the two halves of one vector; lanes 0..8 hold the first bytes
+        // and lanes 8..16 the last ones, and lanes past the text are ignored.
+        let (lo, hi, hi_start, lanes) = short_halves(rest);
+        let hits = mask(load_words(lo, hi)) & lanes;
+        if hits & 0xff != 0 {
+            return Some((hits & 0xff).trailing_zeros() as usize);
+        }
+        (hits != 0).then(|| hi_start + (hits >> 8).trailing_zeros() as usize)
+    }
+
+    /// Up to fifteen bytes as two words for [`find_first`]: (first word, last
+    /// word, the index of the last word's first byte, the lanes that hold
+    /// text). Both words together cover every byte; the overlap is harmless
+    /// since the first word is searched first.
+    #[inline(always)]
+    fn short_halves(rest: &[u8]) -> (u64, u64, usize, u32) {
+        let n = rest.len();
+        let word8 = |at: usize| u64::from_le_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
+        let word4 = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                rest[at..at + 4].try_into().expect("4 bytes"),
+            ))
+        };
+        if n >= 8 {
+            (word8(0), word8(n - 8), n - 8, 0xffff)
+        } else if n >= 4 {
+            // Lanes 0..4: bytes 0..4; lanes 8..12: bytes n-4..n.
+            (word4(0), word4(n - 4), n - 4, 0x0f0f)
+        } else {
+            let mut lo = 0u64;
+            for (k, &b) in rest.iter().enumerate() {
+                lo |= u64::from(b) << (8 * k);
+            }
+            (lo, 0, 0, (1u32 << n) - 1)
+        }
     }
 }
 

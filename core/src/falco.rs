@@ -77,8 +77,12 @@ pub fn classify_line(raw: &[u8]) -> Result<RawLine<'_>, LineError> {
     if raw.len() > LINE_BYTES_MAX {
         return Err(LineError::TooLong { bytes: raw.len() });
     }
-    let text = std::str::from_utf8(raw).map_err(|e| LineError::InvalidUtf8 {
-        offset: e.valid_up_to(),
+    // A SIMD check first (a line is mostly ASCII); the standard library's
+    // only to say where an invalid line goes wrong.
+    let text = simdutf8::basic::from_utf8(raw).or_else(|_| {
+        std::str::from_utf8(raw).map_err(|e| LineError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })
     })?;
     let stripped = py_strip(text);
     if stripped.is_empty() {
@@ -204,9 +208,9 @@ impl NameIndex {
     }
 
     #[inline]
-    fn slot(&self, name: &str) -> Option<usize> {
+    fn slot(&self, name: &[u8]) -> Option<usize> {
         let candidates = self.by_len.get(name.len())?;
-        let bytes = name.as_bytes();
+        let bytes = name;
         let (head, tail) = name_words(bytes);
         candidates
             .iter()
@@ -406,11 +410,15 @@ impl<'a> FalcoDoc<'a> {
             return Ok(());
         }
         loop {
-            let key = match reader.plain_key() {
-                Some(key) => std::borrow::Cow::Borrowed(key),
-                None => reader.object_key()?,
+            let decoded;
+            let key: &[u8] = match reader.plain_key() {
+                Some(key) => key,
+                None => {
+                    decoded = reader.object_key()?;
+                    decoded.as_bytes()
+                }
             };
-            if level == 0 && key == "output_fields" {
+            if level == 0 && key == b"output_fields" {
                 self.fields = [Span::ABSENT; KNOWN_FIELDS.len()];
                 if reader.peek() == Some(b'{') {
                     self.read_object(reader, 1)?;
@@ -420,13 +428,19 @@ impl<'a> FalcoDoc<'a> {
                 }
             } else {
                 let slot = if level == 0 {
-                    top_slot(&key).map(|i| &mut self.top[i])
+                    top_index().slot(key).map(|i| &mut self.top[i])
                 } else {
-                    field_slot(&key).map(|i| &mut self.fields[i])
+                    field_index().slot(key).map(|i| &mut self.fields[i])
                 };
                 match slot {
                     Some(slot) => *slot = read_raw(reader)?,
-                    None => reader.skip_value()?,
+                    // Unknown members are only validated; most are plain
+                    // strings.
+                    None => {
+                        if reader.plain_string().is_none() {
+                            reader.skip_value()?;
+                        }
+                    }
                 }
             }
             reader.skip_ws();
@@ -469,12 +483,13 @@ fn read_raw(reader: &mut Reader<'_>) -> Result<Span, JsonError> {
 
 /// The slot of a top-level member name, if the mapping reads it.
 fn top_slot(key: &str) -> Option<usize> {
-    top_index().slot(key)
+    top_index().slot(key.as_bytes())
 }
 
 /// The slot of an `output_fields` member name, if the mapping reads it.
+#[cfg(test)]
 fn field_slot(key: &str) -> Option<usize> {
-    field_index().slot(key)
+    field_index().slot(key.as_bytes())
 }
 
 /// `pick(F, keys…)`: the first present value that is neither `null` nor `""`.

@@ -174,24 +174,27 @@ impl<'a> Reader<'a> {
     /// At a string without escapes or control characters: its contents,
     /// with the reader moved past it. Otherwise `None`, the reader unmoved.
     #[inline(always)]
-    pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
+    pub(crate) fn plain_string(&mut self) -> Option<&'a [u8]> {
         if self.peek() != Some(b'"') {
             return None;
         }
         let start = self.pos + 1;
-        let offset = find_json_special(&self.bytes[start..], b'"')?;
-        if self.bytes[start + offset] != b'"' {
+        let rest = &self.bytes[start..];
+        let len = find_json_special(rest, b'"')?;
+        if rest[len] != b'"' {
             return None;
         }
-        self.pos = start + offset + 1;
-        Some(&self.text[start..start + offset])
+        self.pos = start + len + 1;
+        // Bytes, not `str`: the callers want positions or compare names, and
+        // slicing the text would check character boundaries every time.
+        Some(&rest[..len])
     }
 
     /// `"key" :` for a key without escapes (nearly all of them): the key,
     /// with the reader at the value. Otherwise `None`, the reader unmoved,
     /// and [`Self::object_key`] decodes or reports it.
     #[inline]
-    pub(crate) fn plain_key(&mut self) -> Option<&'a str> {
+    pub(crate) fn plain_key(&mut self) -> Option<&'a [u8]> {
         let start = self.pos;
         let key = self.plain_string()?;
         self.skip_ws();
@@ -476,6 +479,10 @@ impl<'a> Reader<'a> {
                 Some(b'-' | b'0'..=b'9') if !self.bytes[self.pos..].starts_with(b"-Infinity") => {
                     self.scan_number()?;
                 }
+                // The literals, without building a value to drop.
+                Some(b'n') if self.bytes[self.pos..].starts_with(b"null") => self.pos += 4,
+                Some(b't') if self.bytes[self.pos..].starts_with(b"true") => self.pos += 4,
+                Some(b'f') if self.bytes[self.pos..].starts_with(b"false") => self.pos += 5,
                 _ => {
                     self.scalar()?;
                 }

@@ -17,6 +17,12 @@ pub fn is_py_space(c: char) -> bool {
 
 /// Python's `str.strip()` with no argument.
 pub fn py_strip(text: &str) -> &str {
+    // Nearly every value starts and ends with a visible ASCII character,
+    // which no whitespace is: nothing to strip, no characters to decode.
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| (b'!'..=b'~').contains(&b));
+    if visible(text.as_bytes().first()) && visible(text.as_bytes().last()) {
+        return text;
+    }
     text.trim_matches(is_py_space)
 }
 
