@@ -454,6 +454,15 @@ impl<'a> Reader<'a> {
             }
             _ => {}
         }
+        if let Some(b'{' | b'[') = self.peek() {
+            let start = self.pos;
+            if self.skip_flat_container().is_some() {
+                return Ok(());
+            }
+            // Nested, escaped or invalid: the general loop below reads it
+            // again from the start, and reports what is wrong.
+            self.pos = start;
+        }
         // `true` for an open object, `false` for an open array.
         let mut open = OpenStack::default();
         loop {
@@ -512,6 +521,56 @@ impl<'a> Reader<'a> {
                     }
                     _ => return Err(self.error("expecting ',' delimiter")),
                 }
+            }
+        }
+    }
+
+    /// A container of plain strings and scalars only (Falco's `tags`, a
+    /// label object) in one tight loop; `None`, the reader anywhere, for
+    /// anything else (nesting, escapes, Python's `NaN`, errors).
+    fn skip_flat_container(&mut self) -> Option<()> {
+        if self.depth_base >= JSON_DEPTH_MAX {
+            return None;
+        }
+        let is_object = self.peek() == Some(b'{');
+        let close = if is_object { b'}' } else { b']' };
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Some(());
+        }
+        loop {
+            if is_object {
+                self.plain_key()?;
+            }
+            let rest = &self.bytes[self.pos..];
+            match rest.first()? {
+                b'"' => {
+                    self.plain_string()?;
+                }
+                b'n' if rest.starts_with(b"null") => self.pos += 4,
+                b't' if rest.starts_with(b"true") => self.pos += 4,
+                b'f' if rest.starts_with(b"false") => self.pos += 5,
+                b'0'..=b'9' => {
+                    self.scan_number().ok()?;
+                }
+                b'-' if rest.get(1).is_some_and(u8::is_ascii_digit) => {
+                    self.scan_number().ok()?;
+                }
+                _ => return None,
+            }
+            self.skip_ws();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.skip_ws();
+                }
+                c if c == close => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
             }
         }
     }
@@ -761,6 +820,19 @@ mod tests {
             "[{}, {\"a\": {}}]",
             "\"abc",
             "[-Infinity]",
+            r#"["a", "b"]"#,
+            r#"{"a": "b", "c": null, "d": true, "e": -1.5, "f": false}"#,
+            r#"[ "a" , 1 ]"#,
+            "[1,]",
+            r#"{"a":1,}"#,
+            r#"["\u0041", "b"]"#,
+            r#"{"a" "b"}"#,
+            "[-]",
+            "[01]",
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":[]}"#,
+            "[tru]",
+            "[NaN, 1]",
         ];
         for &sample in accepted_or_odd.iter().chain(PYTHON_REJECTS) {
             let mut reader = Reader::new(sample);
@@ -775,6 +847,25 @@ mod tests {
         let too_deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
         let mut reader = Reader::new(&too_deep);
         assert!(reader.skip_value().is_err());
+    }
+
+    proptest::proptest! {
+        /// Skipping ends where parsing ends, and fails where it fails, on
+        /// texts made of JSON's tokens and near misses.
+        #[test]
+        fn skipping_ends_where_parsing_ends(tokens in proptest::collection::vec(proptest::sample::select(vec![
+            "[", "]", "{", "}", ",", ":", "\"a\"", "\"\\n\"", "\"", "1", "-2.5e3", "01", "-",
+            "null", "true", "fals", "NaN", " ", "\t",
+        ]), 0..14)) {
+            let text: String = tokens.concat();
+            let mut skipping = Reader::new(&text);
+            skipping.skip_ws();
+            let skipped = skipping.skip_value().map(|_| skipping.pos);
+            let mut parsing = Reader::new(&text);
+            parsing.skip_ws();
+            let parsed = parsing.value().map(|_| parsing.pos);
+            proptest::prop_assert_eq!(skipped.ok(), parsed.ok(), "{:?}", text);
+        }
     }
 
     #[test]
