@@ -163,10 +163,20 @@ const KNOWN_FIELDS: &[&str] = &[
 
 /// The slot of `key` in [`KNOWN_FIELDS`], at compile time.
 const fn field_id(key: &str) -> usize {
+    slot_of(KNOWN_FIELDS, key)
+}
+
+/// The slot of `key` in [`TOP_KEYS`], at compile time.
+const fn top_id(key: &str) -> usize {
+    slot_of(TOP_KEYS, key)
+}
+
+/// The index of `key` in `names`, at compile time.
+const fn slot_of(names: &[&str], key: &str) -> usize {
     let key = key.as_bytes();
     let mut i = 0;
-    while i < KNOWN_FIELDS.len() {
-        let known = KNOWN_FIELDS[i].as_bytes();
+    while i < names.len() {
+        let known = names[i].as_bytes();
         if known.len() == key.len() {
             let mut j = 0;
             while j < key.len() && known[j] == key[j] {
@@ -178,7 +188,14 @@ const fn field_id(key: &str) -> usize {
         }
         i += 1;
     }
-    panic!("field must be listed in KNOWN_FIELDS")
+    panic!("the key must be listed")
+}
+
+/// `top_key!("a")`: the slot of a top-level key, resolved at compile time.
+macro_rules! top_key {
+    ($key:literal) => {
+        const { top_id($key) }
+    };
 }
 
 /// `keys!("a", "b")`: the slots of field names, resolved at compile time.
@@ -289,11 +306,6 @@ pub enum RawValue<'a> {
 }
 
 impl<'a> RawValue<'a> {
-    /// `null`, or the empty string: what `pick` passes over.
-    fn is_null_or_empty(self) -> bool {
-        matches!(self, RawValue::Text("") | RawValue::Json("null"))
-    }
-
     /// The decoded value.
     pub fn value(self) -> JsonValue<'a> {
         match self {
@@ -458,11 +470,9 @@ impl<'a> FalcoDoc<'a> {
         }
     }
 
-    /// `E.get(key)`.
-    fn top(&self, key: &str) -> Option<RawValue<'a>> {
-        let i = top_slot(key);
-        debug_assert!(i.is_some(), "{key} must be listed in TOP_KEYS");
-        i.and_then(|i| self.top[i].value(self.text))
+    /// `E.get(key)`, for the key in slot `id` (see [`top_key!`]).
+    fn top(&self, id: usize) -> Option<RawValue<'a>> {
+        self.top[id].value(self.text)
     }
 
     fn field(&self, id: usize) -> Option<RawValue<'a>> {
@@ -482,6 +492,7 @@ fn read_raw(reader: &mut Reader<'_>) -> Result<Span, JsonError> {
 }
 
 /// The slot of a top-level member name, if the mapping reads it.
+#[cfg(test)]
 fn top_slot(key: &str) -> Option<usize> {
     top_index().slot(key.as_bytes())
 }
@@ -494,8 +505,15 @@ fn field_slot(key: &str) -> Option<usize> {
 
 /// `pick(F, keys…)`: the first present value that is neither `null` nor `""`.
 fn pick<'a>(fields: &FalcoDoc<'a>, keys: &[usize]) -> Option<RawValue<'a>> {
-    keys.iter()
-        .find_map(|&key| fields.field(key).filter(|value| !value.is_null_or_empty()))
+    // Decided on the located spans; only the value picked is sliced out.
+    let text = fields.text.as_bytes();
+    let span = keys.iter().map(|&key| fields.fields[key]).find(|span| {
+        let (start, len) = (span.start as usize, span.len & !JSON_BIT);
+        let null =
+            span.len & JSON_BIT != 0 && text.get(start..start + 4) == Some(b"null") && len == 4;
+        span.start != 0 && len != 0 && !null
+    })?;
+    span.value(fields.text)
 }
 
 const EMPTY_STR: RawValue<'static> = RawValue::Text("");
@@ -510,27 +528,27 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
     let root = doc;
     let fields = doc;
     // `E.x or d`: the top-level value when present (even null), else `d`.
-    let top = |key: &str, default: RawValue<'static>| root.top(key).unwrap_or(default);
+    let top = |id: usize, default: RawValue<'static>| root.top(id).unwrap_or(default);
     let field = |keys: &[usize], default: RawValue<'_>| -> String {
         pick(fields, keys).unwrap_or(default).to_str()
     };
 
     let evt_type = lower_owned(field(
         keys!("evt.type", "event.type"),
-        top("evt_type", EMPTY_STR),
+        top(top_key!("evt_type"), EMPTY_STR),
     ));
     let operation = operation_for(&evt_type);
 
     let mut host = field(
         keys!("host.name", "k8s.node.name"),
-        root.top("hostname").unwrap_or(NULL),
+        root.top(top_key!("hostname")).unwrap_or(NULL),
     );
     if host.is_empty() {
         host.clone_from(&options.host_default);
     }
 
     let pid = match pick(fields, keys!("proc.pid", "process.pid", "evt.pid"))
-        .unwrap_or(top("pid", ZERO))
+        .unwrap_or(top(top_key!("pid"), ZERO))
     {
         // The common case: a plain decimal that fits.
         RawValue::Json(digits) if small_decimal(digits) => {
@@ -543,18 +561,18 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
 
     let mut process_name = lower_owned(field(
         keys!("proc.name", "process.name", "evt.arg.procname"),
-        top("process_name", UNKNOWN),
+        top(top_key!("process_name"), UNKNOWN),
     ));
     if process_name.is_empty() {
         process_name.push_str("unknown");
     }
     let parent_process = lower_owned(field(
         keys!("proc.pname", "process.parent.name", "proc.aname[1]"),
-        top("parent_process", EMPTY_STR),
+        top(top_key!("parent_process"), EMPTY_STR),
     ));
     let command_line = field(
         keys!("proc.cmdline", "process.command_line", "evt.arg.cmdline"),
-        top("command_line", EMPTY_STR),
+        top(top_key!("command_line"), EMPTY_STR),
     );
     let target = if operation == "network_connect" {
         network_target(fields, options.real_network_fields)
@@ -566,14 +584,14 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
                 "evt.arg.filename",
                 "evt.arg.path"
             ),
-            top("target", EMPTY_STR),
+            top(top_key!("target"), EMPTY_STR),
         )
     };
     let signer_trusted = match pick(
         fields,
         keys!("scbe.signer_trusted", "proc.is_signed", "file.trusted"),
     )
-    .unwrap_or(top("signer_trusted", FALSE))
+    .unwrap_or(top(top_key!("signer_trusted"), FALSE))
     {
         RawValue::Json("true") => true,
         RawValue::Json("false") => false,
@@ -581,10 +599,10 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
     };
     let hash = field(
         keys!("file.sha256", "proc.hash.sha256", "scbe.sha256"),
-        top("hash_sha256", EMPTY_STR),
+        top(top_key!("hash_sha256"), EMPTY_STR),
     );
     let geometry_norm = match pick(fields, keys!("scbe.geometry_norm"))
-        .unwrap_or(top("geometry_norm", ZERO_FLOAT))
+        .unwrap_or(top(top_key!("geometry_norm"), ZERO_FLOAT))
     {
         // A plain unsigned JSON number (no sign, so never `-0`): no need to
         // build the value first.
@@ -702,13 +720,13 @@ fn arrow_joined(src: &str, dst: &str) -> String {
 
 /// The metadata dict rendered as the reference's `repr(dict)` (SPEC §2).
 fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> String {
-    let top = |key: &str| root.top(key).unwrap_or(NULL);
+    let top = |id: usize| root.top(id).unwrap_or(NULL);
     let picked = |keys: &[usize]| pick(fields, keys).unwrap_or(EMPTY_STR);
     let evt_type_value = RawValue::Text(evt_type);
     let entries: [(&str, RawValue<'_>); 8] = [
-        ("rule", top("rule")),
-        ("priority", top("priority")),
-        ("output", top("output")),
+        ("rule", top(top_key!("rule"))),
+        ("priority", top(top_key!("priority"))),
+        ("output", top(top_key!("output"))),
         ("evt_type", evt_type_value),
         (
             "container_id",
@@ -755,7 +773,7 @@ fn event_time(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>) -> Option<Timestamp> {
             return Some(Timestamp::from_nanos(ns));
         }
     }
-    match root.top("time").map(RawValue::value) {
+    match root.top(top_key!("time")).map(RawValue::value) {
         Some(JsonValue::Str(text)) => Timestamp::parse_rfc3339(&text),
         Some(JsonValue::Int(ns)) => ns.parse::<i64>().ok().map(Timestamp::from_nanos),
         _ => None,
