@@ -674,12 +674,15 @@ pub fn operation_for(evt_type: &str) -> String {
 
 fn network_target(fields: &FalcoDoc<'_>, real_fields: bool) -> String {
     let text = |keys: &[usize]| pick(fields, keys).map(RawValue::to_str).unwrap_or_default();
-    let endpoint = |mut ip: String, port: String| {
-        if !port.is_empty() {
-            ip.push(':');
-            ip.push_str(&port);
+    let endpoint = |ip: String, port: String| {
+        if port.is_empty() {
+            return ip;
         }
-        ip
+        let mut joined = String::with_capacity(ip.len() + 1 + port.len());
+        joined.push_str(&ip);
+        joined.push(':');
+        joined.push_str(&port);
+        joined
     };
     if real_fields {
         // Real Falco: client `fd.cip:fd.cport`, server `fd.sip:fd.sport`; when

@@ -471,7 +471,10 @@ fn split_chunks(slots: Vec<Slot>, size: usize) -> Vec<Vec<Slot>> {
 
 fn render_chunk(bridge: &Bridge, alerts_only: bool, chunk: Vec<Slot>) -> Rendered {
     let mut rendered = Rendered {
-        text: String::with_capacity(chunk.len() * 700),
+        // Records reserve RECORD_BYTES_TYPICAL each before writing; room for
+        // that many keeps a chunk's buffer from doubling (and copying
+        // itself) near its end.
+        text: String::with_capacity(chunk.len() * 800),
         ..Rendered::default()
     };
     for slot in chunk {
