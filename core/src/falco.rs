@@ -533,10 +533,14 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
         pick(fields, keys).unwrap_or(default).to_str()
     };
 
-    let evt_type = lower_owned(field(
-        keys!("evt.type", "event.type"),
-        top(top_key!("evt_type"), EMPTY_STR),
-    ));
+    // Read for the operation class and the metadata only, so borrowed when
+    // it needs neither stripping nor lowering (the usual `execve`).
+    let evt_type_raw = pick(fields, keys!("evt.type", "event.type"))
+        .unwrap_or(top(top_key!("evt_type"), EMPTY_STR));
+    let evt_type: std::borrow::Cow<'_, str> = match evt_type_raw {
+        RawValue::Text(text) if plain_lowercase(text) => std::borrow::Cow::Borrowed(text),
+        other => std::borrow::Cow::Owned(lower_owned(other.to_str())),
+    };
     let operation = operation_for(&evt_type);
 
     let mut host = field(
@@ -629,6 +633,15 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
         metadata_repr,
         time,
     }
+}
+
+/// Visible ASCII with no uppercase letter: what `str(v).strip().lower()`
+/// leaves as it is.
+fn plain_lowercase(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| (b'!'..=b'~').contains(&b) && !b.is_ascii_uppercase())
 }
 
 /// Python's `lower()` of an owned string, reusing it when it is already
