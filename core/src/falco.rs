@@ -935,6 +935,22 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The SIMD UTF-8 check accepts exactly what the standard library
+        /// accepts, and a rejected line reports the standard offset.
+        #[test]
+        fn utf8_check_is_the_standard_one(bytes in proptest::collection::vec(proptest::sample::select(vec![
+            b'a', b' ', b'{', 0x7f, 0x80, 0xbf, 0xc2, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
+        ]), 0..80)) {
+            let reported = match classify_line(&bytes) {
+                Err(LineError::InvalidUtf8 { offset }) => Some(offset),
+                _ => None,
+            };
+            let expected = std::str::from_utf8(&bytes).err().map(|e| e.valid_up_to());
+            proptest::prop_assert_eq!(reported, expected);
+        }
+    }
+
     #[test]
     fn non_objects_and_bad_lines_are_errors() {
         let options = MappingOptions::default();
