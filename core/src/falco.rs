@@ -227,14 +227,13 @@ impl NameIndex {
     #[inline]
     fn slot(&self, name: &[u8]) -> Option<usize> {
         let candidates = self.by_len.get(name.len())?;
-        let bytes = name;
-        let (head, tail) = name_words(bytes);
+        let (head, tail) = name_words(name);
         candidates
             .iter()
             .find(|(_, h, t, known)| {
                 // The two words cover names of up to 16 bytes; longer ones
                 // also compare the middle.
-                *h == head && *t == tail && (bytes.len() <= 16 || known.as_bytes() == bytes)
+                *h == head && *t == tail && (name.len() <= 16 || known.as_bytes() == name)
             })
             .map(|(slot, ..)| *slot)
     }
