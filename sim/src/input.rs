@@ -148,8 +148,10 @@ pub struct LineReader<R> {
     eof: bool,
     /// Close a batch when stdin has nothing ready (see [`Corpus::live`]).
     live: bool,
-    /// Lines in the next batch (ramping up to [`BATCH_LINES_MAX`]).
+    /// Lines in the next batch (ramping up to `lines_max`).
     batch_lines: usize,
+    /// Lines in a batch at most ([`BATCH_LINES_MAX`] unless set smaller).
+    lines_max: usize,
 }
 
 impl<R: Read> LineReader<R> {
@@ -161,7 +163,15 @@ impl<R: Read> LineReader<R> {
             eof: false,
             live: false,
             batch_lines: BATCH_LINES_FIRST,
+            lines_max: BATCH_LINES_MAX,
         }
+    }
+
+    /// Batches of at most `lines_max` lines (at least one).
+    pub fn with_lines_max(mut self, lines_max: usize) -> LineReader<R> {
+        self.lines_max = lines_max.clamp(1, BATCH_LINES_MAX);
+        self.batch_lines = self.batch_lines.min(self.lines_max);
+        self
     }
 
     /// A reader of stdin that closes each batch once no more input is ready.
@@ -189,7 +199,7 @@ impl<R: Read> LineReader<R> {
             }
             self.read_line(batch)?;
         }
-        self.batch_lines = (self.batch_lines * 2).min(BATCH_LINES_MAX);
+        self.batch_lines = (self.batch_lines * 2).min(self.lines_max);
         Ok(!batch.lines.is_empty())
     }
 
@@ -286,12 +296,21 @@ impl BatchReader {
     /// Start reading `reader` on a reader thread (a live stream when `live`,
     /// see [`Corpus::live`]).
     pub fn spawn(reader: Box<dyn Read + Send>, live: bool) -> io::Result<BatchReader> {
+        BatchReader::spawn_with_lines_max(reader, live, BATCH_LINES_MAX)
+    }
+
+    /// [`Self::spawn`] with batches of at most `lines_max` lines.
+    pub fn spawn_with_lines_max(
+        reader: Box<dyn Read + Send>,
+        live: bool,
+        lines_max: usize,
+    ) -> io::Result<BatchReader> {
         let (batch_tx, batch_rx) = mpsc::sync_channel::<io::Result<Batch>>(2);
         let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
         let handle = std::thread::Builder::new()
             .name("scbe-reader".to_owned())
             .spawn(move || {
-                let mut lines = line_reader(reader, live);
+                let mut lines = line_reader(reader, live).with_lines_max(lines_max);
                 loop {
                     let mut batch = recycle_rx.try_recv().unwrap_or_default();
                     match lines.next_batch(&mut batch) {

@@ -1,39 +1,44 @@
 //! Parallel, byte-deterministic replay of a Falco corpus through the gate.
 //!
 //! Each batch of lines goes through three stages:
-//! 1. **prepare** (parallel): parse, map, scan and score each line — all the
-//!    work that does not depend on per-process state;
-//! 2. **advance** (sequential, input order): antibody table, turnstile,
-//!    cooldown — a few hash lookups and flops per event, so it is never the
-//!    bottleneck, and it keeps SPEC §7's eviction semantics exactly;
-//! 3. **render** (parallel): notes, enforcement plan, JSON, in chunks that are
-//!    concatenated in input order.
+//! 1. **prepare**: parse, map, scan and score each line — all the work that
+//!    does not depend on per-process state;
+//! 2. **advance** (strictly in input order): antibody table, turnstile,
+//!    cooldown — a few hash lookups and flops per event, and exactly SPEC
+//!    §7's eviction semantics;
+//! 3. **render**: notes, enforcement plan, JSON.
 //!
-//! Output is therefore byte-identical for any thread count. A reader thread
-//! fills the next batch while the current one is processed; at most two
-//! batches are in flight, so memory is bounded by the batch size and the
-//! process tables, never by the corpus.
+//! With more than one thread, workers each take a batch through all three
+//! stages, taking turns for the second, and the calling thread writes the
+//! rendered batches in input order (`replay_on_workers`). Output is
+//! therefore byte-identical for any thread count, and memory is bounded by
+//! the batch size, the worker count and the process tables, never by the
+//! corpus. One thread runs the stages in turn.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 use scbe_core::falco::LineError;
 use scbe_core::limits::{ERROR_RAW_CHARS_MAX, LINE_BYTES_MAX};
 use scbe_core::membrane::ScanScratch;
 use scbe_core::{
-    prepare_line, Advance, Bridge, CellState, Gate, KernelAction, MappingOptions, PlannerConfig,
-    Prepared, PreparedLine, Timestamp,
+    finish_record, prepare_line, Advance, Bridge, CellState, EnforcementPlanner, Gate,
+    KernelAction, MappingOptions, PlannerConfig, Prepared, PreparedLine, Timestamp,
 };
 
-use crate::input::{raw_prefix, Batch, BatchReader, Corpus, LineSlot};
+use crate::input::{
+    raw_prefix, Batch, BatchReader, Corpus, LineSlot, BATCH_LINES_FIRST, BATCH_LINES_MAX,
+};
 use crate::output::RecordSink;
 use crate::progress::Progress;
 
-/// Records rendered per parallel render task.
-const RENDER_CHUNK_EVENTS: usize = 512;
+/// Lines the workers hold at once, over all of them (each batch is this
+/// divided by the worker count, within the batch bounds of `input.rs`).
+const WORKER_LINES_IN_FLIGHT: usize = 2 * BATCH_LINES_MAX;
 
 /// Buffer for replay's output. Rendered chunks (hundreds of kilobytes) are
 /// larger, so `BufWriter` hands them to the file directly instead of copying
@@ -197,6 +202,8 @@ struct ErrorLine {
 /// What rendering a chunk produced.
 #[derive(Default)]
 struct Rendered {
+    /// Lines decided or rejected (the slots rendered).
+    events: u64,
     text: String,
     errors: Vec<ErrorLine>,
     emitted: u64,
@@ -213,34 +220,28 @@ pub fn replay(
     errors: &mut dyn Write,
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        // One thread writes as it goes; more use a writer thread, so the
-        // output's system calls overlap the decisions.
-        let sink = if config.threads > 1 {
-            RecordSink::spawn(scope, out, config.digest)
-                .context("cannot start the output writer thread")?
-        } else {
-            RecordSink::inline(out, config.digest)
-        };
-        replay_into(config, corpus, sink, errors, started)
-    })
+    if config.threads > 1 {
+        return replay_on_workers(config, corpus, out, errors, started);
+    }
+    replay_on_this_thread(
+        config,
+        corpus,
+        RecordSink::new(out, config.digest),
+        errors,
+        started,
+    )
 }
 
-fn replay_into<'scope, 'w: 'scope>(
+/// One thread: read, prepare, advance, render and write in turn, so that
+/// the throughput is what one core does.
+fn replay_on_this_thread(
     config: &ReplayConfig,
     corpus: Corpus,
-    mut sink: RecordSink<'scope, 'w>,
+    mut sink: RecordSink<'_>,
     errors: &mut dyn Write,
     started: Instant,
 ) -> Result<ReplaySummary> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads.max(1))
-        .thread_name(|i| format!("scbe-replay-{i}"))
-        .build()
-        .context("cannot start the replay thread pool")?;
-
-    let mut reader = BatchReader::for_threads(corpus.reader, corpus.live, config.threads)
-        .context("cannot start the reader thread")?;
+    let mut reader = BatchReader::inline(corpus.reader, corpus.live);
     let live = corpus.live;
 
     let mut bridge = Bridge::new(
@@ -256,145 +257,30 @@ fn replay_into<'scope, 'w: 'scope>(
     let mut progress = Progress::new(config.progress, corpus.total_bytes, corpus.bytes_read);
     let mut done = false;
 
-    // With more than one thread, the next batch is prepared on the pool while
-    // this thread advances and writes the current one, so the sequential
-    // stage overlaps the parallel one instead of idling the other cores. One
-    // thread does the stages in turn; a live stream is not read ahead, so
-    // that a batch's decisions never wait for more input.
-    let overlap = config.threads > 1 && !live;
-    let single = config.threads <= 1;
     let mut scratch = ScanScratch::default();
-    let (prepared_tx, prepared_rx) = mpsc::channel::<(Batch, Vec<PreparedLine>)>();
-    let start_prepare = |batch: Batch| {
-        let gate = Arc::clone(&config.gate);
-        let mapping = config.mapping.clone();
-        let prepared_tx = prepared_tx.clone();
-        pool.spawn(move || {
-            let prepared = prepare_batch(&gate, &mapping, &batch);
-            // The receiver is gone only when the replay already failed.
-            let _ = prepared_tx.send((batch, prepared));
-        });
-    };
-    let mut in_flight = false;
-    if overlap {
-        if let Some(batch) = reader.next_batch() {
-            start_prepare(batch.context("cannot read input")?);
-            in_flight = true;
-        }
-    }
 
-    loop {
-        let (batch, prepared) = if overlap {
-            if !in_flight {
-                break;
-            }
-            let ready = prepared_rx
-                .recv()
-                .context("the replay thread pool stopped")?;
-            in_flight = false;
-            if let Some(next) = reader.next_batch() {
-                start_prepare(next.context("cannot read input")?);
-                in_flight = true;
-            }
-            ready
-        } else {
-            let Some(batch) = reader.next_batch() else {
-                break;
-            };
-            let batch = batch.context("cannot read input")?;
-            let prepared = if single {
-                // On the calling thread: no hand-off, and the batch stays in
-                // this core's cache for the stages that follow.
-                prepare_batch_here(&config.gate, &config.mapping, &batch, &mut scratch)
-            } else {
-                pool.install(|| prepare_batch(&config.gate, &config.mapping, &batch))
-            };
-            (batch, prepared)
-        };
+    while let Some(batch) = reader.next_batch() {
+        let batch = batch.context("cannot read input")?;
+        let prepared = prepare_batch_here(&config.gate, &config.mapping, &batch, &mut scratch);
 
         // Stage 2: advance per-process state, strictly in input order.
-        let mut slots: Vec<Slot> = Vec::with_capacity(prepared.len());
-        for (slot, line) in batch.lines.iter().zip(prepared) {
-            if config
-                .max_events
-                .is_some_and(|max| summary.events_seen >= max)
-            {
-                done = true;
-                break;
-            }
-            summary.lines_read += 1;
-            match line {
-                PreparedLine::Blank => summary.blank_lines += 1,
-                PreparedLine::Error(error) => {
-                    summary.events_seen += 1;
-                    summary.errors += 1;
-                    slots.push(Slot::Error {
-                        line_no: slot.line_no,
-                        error,
-                        raw: raw_prefix(batch.line(slot), ERROR_RAW_CHARS_MAX),
-                    });
-                }
-                PreparedLine::Event(prepared) => {
-                    summary.events_seen += 1;
-                    summary.decided += 1;
-                    // The replay clock is the events' own time: it only moves
-                    // forward when an event carries a time.
-                    if let Some(t) = prepared.event.time {
-                        clock = t;
-                    }
-                    let advance = bridge.advance(&prepared, clock);
-                    slots.push(Slot::Decided(prepared, advance));
-                }
-            }
-        }
-        if config
-            .max_events
-            .is_some_and(|max| summary.events_seen >= max)
-        {
-            done = true;
-        }
+        let slots = advance_batch(
+            config,
+            &mut bridge,
+            &mut summary,
+            &mut clock,
+            &batch,
+            prepared,
+        );
+        done |= reached_max_events(config, &summary);
         reader.recycle(batch);
 
-        // Stage 3: render in parallel chunks; write in order.
-        let chunks = split_chunks(slots, RENDER_CHUNK_EVENTS);
-        let rendered: Vec<Rendered> = if single {
-            chunks
-                .into_iter()
-                .map(|chunk| render_chunk(&bridge, config.alerts_only, chunk))
-                .collect()
-        } else {
-            pool.install(|| {
-                chunks
-                    .into_par_iter()
-                    .map(|chunk| render_chunk(&bridge, config.alerts_only, chunk))
-                    .collect()
-            })
-        };
-        for chunk in rendered {
-            for e in &chunk.errors {
-                write_error(errors, e.line_no, &e.error, &e.raw)?;
-            }
-            summary.events_emitted += chunk.emitted;
-            summary.enforcement_emitted += chunk.enforcement_emitted;
-            for (total, n) in summary
-                .by_kernel_action
-                .iter_mut()
-                .zip(chunk.by_kernel_action)
-            {
-                *total += n;
-            }
-            for (total, n) in summary.by_cell_state.iter_mut().zip(chunk.by_cell_state) {
-                *total += n;
-            }
-            if let Err(e) = sink.write(chunk.text) {
-                return Err(sink_error(sink, e));
-            }
-        }
+        // Stage 3: render and write.
+        let rendered = render_chunk(bridge.gate(), bridge.planner(), config.alerts_only, slots);
+        absorb(&mut summary, &mut sink, errors, rendered)?;
         if live {
             // A live stream's decisions are wanted now, not when a buffer fills.
-            if let Err(e) = sink.flush() {
-                return Err(sink_error(sink, e));
-            }
+            sink.flush().context("cannot write the output")?;
             errors.flush()?;
         }
         progress.update(summary.events_seen);
@@ -410,24 +296,302 @@ fn replay_into<'scope, 'w: 'scope>(
     Ok(summary)
 }
 
-/// A write to the sink failed: the writer's own error (a broken pipe, a full
-/// disk) when it has one.
-fn sink_error<'scope, 'w: 'scope>(sink: RecordSink<'scope, 'w>, error: io::Error) -> anyhow::Error {
-    match sink.finish() {
-        Err(own) => anyhow::Error::new(own),
-        Ok(_) => anyhow::Error::new(error),
+/// The advancing stage's state, shared by the workers, who take turns.
+struct Turn {
+    /// The batch whose turn it is to advance.
+    next: u64,
+    bridge: Bridge,
+    clock: Timestamp,
+    /// The line counts (`lines_read` … `decided`).
+    counts: ReplaySummary,
+}
+
+/// The input, handed out a batch at a time with its place in the input.
+struct Input {
+    reader: BatchReader,
+    next: u64,
+    ended: bool,
+}
+
+/// Replay a file with `config.threads` workers, each of which takes a batch
+/// through every stage — prepare, advance (in its turn: batches advance one
+/// after another, in input order), render — while this thread writes the
+/// rendered batches in input order. A batch stays on one core from its
+/// parse to its record, and the only hand-offs are a turn and a finished
+/// text. On a live stream a batch closes as soon as no more input is ready,
+/// and each batch's records are flushed as soon as they are written.
+fn replay_on_workers(
+    config: &ReplayConfig,
+    corpus: Corpus,
+    out: &mut (dyn Write + Send),
+    errors: &mut dyn Write,
+    started: Instant,
+) -> Result<ReplaySummary> {
+    // Every worker holds a batch (and its events and records), so batches
+    // shrink as workers are added: memory stays about that of two full
+    // batches in flight whatever the thread count.
+    let lines_max = (WORKER_LINES_IN_FLIGHT / config.threads).max(BATCH_LINES_FIRST);
+    let live = corpus.live;
+    let reader = BatchReader::spawn_with_lines_max(corpus.reader, live, lines_max)
+        .context("cannot start the reader thread")?;
+    let input = Mutex::new(Input {
+        reader,
+        next: 0,
+        ended: false,
+    });
+    let bridge = Bridge::new(
+        Arc::clone(&config.gate),
+        config.mapping.clone(),
+        config.enforcement.clone(),
+    );
+    // Plans are built from the planner's configuration only (its cooldown
+    // table is the bridge's, used while advancing), so a copy made now plans
+    // exactly as the bridge's own would.
+    let planner = bridge.planner().cloned();
+    let turn = Mutex::new(Turn {
+        next: 0,
+        bridge,
+        clock: Timestamp::ZERO,
+        counts: ReplaySummary::default(),
+    });
+    let turn_passed = Condvar::new();
+    // Set when the run must end early: an error, or `--max-events` reached.
+    let stop = AtomicBool::new(false);
+    let mut sink = RecordSink::new(out, config.digest);
+    let mut summary = ReplaySummary {
+        threads: config.threads,
+        ..ReplaySummary::default()
+    };
+    let mut progress = Progress::new(config.progress, corpus.total_bytes, corpus.bytes_read);
+
+    let written = std::thread::scope(|scope| -> Result<()> {
+        let (done_tx, done_rx) = mpsc::channel::<Result<(u64, Rendered)>>();
+        for i in 0..config.threads {
+            let done_tx = done_tx.clone();
+            let work = WorkerContext {
+                config,
+                input: &input,
+                turn: &turn,
+                turn_passed: &turn_passed,
+                stop: &stop,
+                planner: planner.as_ref(),
+            };
+            std::thread::Builder::new()
+                .name(format!("scbe-replay-{i}"))
+                .spawn_scoped(scope, move || work.run(&done_tx))
+                .context("cannot start a replay worker")?;
+        }
+        drop(done_tx);
+        let fail = |e: anyhow::Error| {
+            stop.store(true, Ordering::Relaxed);
+            turn_passed.notify_all();
+            Err(e)
+        };
+        // Batches finish in any order; they are written in input order.
+        let mut finished: BTreeMap<u64, Rendered> = BTreeMap::new();
+        let mut next_write = 0u64;
+        let mut events = 0u64;
+        for message in done_rx {
+            let (seq, rendered) = match message {
+                Ok(done) => done,
+                Err(e) => return fail(e),
+            };
+            finished.insert(seq, rendered);
+            while let Some(rendered) = finished.remove(&next_write) {
+                next_write += 1;
+                events += rendered.events;
+                let written = absorb(&mut summary, &mut sink, errors, rendered).and_then(|()| {
+                    if live {
+                        // A live stream's decisions are wanted now, not
+                        // when a buffer fills.
+                        sink.flush().context("cannot write the output")?;
+                        errors.flush().context("cannot write the errors")?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = written {
+                    return fail(e);
+                }
+                progress.update(events);
+            }
+        }
+        Ok(())
+    });
+    let input = input
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    input
+        .reader
+        .finish(input.ended && !stop.load(Ordering::Relaxed));
+    written?;
+    let turn = turn
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let counts = turn.counts;
+    summary.lines_read = counts.lines_read;
+    summary.blank_lines = counts.blank_lines;
+    summary.events_seen = counts.events_seen;
+    summary.decided = counts.decided;
+    summary.errors = counts.errors;
+    summary.output_sha256 = sink.finish()?;
+    progress.finish();
+    summary.wall_seconds = started.elapsed().as_secs_f64();
+    summary.state_evictions = turn.bridge.table().evictions();
+    Ok(summary)
+}
+
+/// What a worker shares with the others.
+struct WorkerContext<'a> {
+    config: &'a ReplayConfig,
+    input: &'a Mutex<Input>,
+    turn: &'a Mutex<Turn>,
+    turn_passed: &'a Condvar,
+    stop: &'a AtomicBool,
+    planner: Option<&'a EnforcementPlanner>,
+}
+
+impl WorkerContext<'_> {
+    fn run(&self, done: &mpsc::Sender<Result<(u64, Rendered)>>) {
+        let config = self.config;
+        let mut scratch = ScanScratch::default();
+        while !self.stop.load(Ordering::Relaxed) {
+            let (seq, batch) = {
+                let mut input = lock(self.input);
+                if input.ended {
+                    return;
+                }
+                match input.reader.next_batch() {
+                    None => {
+                        input.ended = true;
+                        return;
+                    }
+                    Some(Err(e)) => {
+                        input.ended = true;
+                        let _ = done.send(Err(anyhow::Error::new(e).context("cannot read input")));
+                        return;
+                    }
+                    Some(Ok(batch)) => {
+                        input.next += 1;
+                        (input.next - 1, batch)
+                    }
+                }
+            };
+            let prepared = prepare_batch_here(&config.gate, &config.mapping, &batch, &mut scratch);
+            let slots = {
+                let mut turn = lock(self.turn);
+                while turn.next != seq && !self.stop.load(Ordering::Relaxed) {
+                    turn = self
+                        .turn_passed
+                        .wait(turn)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                if turn.next != seq {
+                    return;
+                }
+                let Turn {
+                    bridge,
+                    clock,
+                    counts,
+                    ..
+                } = &mut *turn;
+                let slots = advance_batch(config, bridge, counts, clock, &batch, prepared);
+                if reached_max_events(config, counts) {
+                    // Later batches are neither read nor advanced.
+                    self.stop.store(true, Ordering::Relaxed);
+                }
+                turn.next += 1;
+                self.turn_passed.notify_all();
+                slots
+            };
+            lock(self.input).reader.recycle(batch);
+            let rendered = render_chunk(&config.gate, self.planner, config.alerts_only, slots);
+            if done.send(Ok((seq, rendered))).is_err() {
+                return;
+            }
+        }
     }
 }
 
-/// Stage 1: parse, map, scan and score every line of a batch, in parallel.
-fn prepare_batch(gate: &Gate, mapping: &MappingOptions, batch: &Batch) -> Vec<PreparedLine> {
-    batch
-        .lines
-        .par_iter()
-        .map_init(ScanScratch::default, |scratch, slot| {
-            prepare_slot(gate, mapping, batch, slot, scratch)
-        })
-        .collect()
+/// A lock whose holder panicked still holds consistent data here (every
+/// update is a whole batch), and the panic itself ends the run.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Stage 2 for one batch: per-process state advanced line by line, in input
+/// order, until `--max-events` is reached.
+fn advance_batch(
+    config: &ReplayConfig,
+    bridge: &mut Bridge,
+    summary: &mut ReplaySummary,
+    clock: &mut Timestamp,
+    batch: &Batch,
+    prepared: Vec<PreparedLine>,
+) -> Vec<Slot> {
+    let mut slots: Vec<Slot> = Vec::with_capacity(prepared.len());
+    for (slot, line) in batch.lines.iter().zip(prepared) {
+        if reached_max_events(config, summary) {
+            break;
+        }
+        summary.lines_read += 1;
+        match line {
+            PreparedLine::Blank => summary.blank_lines += 1,
+            PreparedLine::Error(error) => {
+                summary.events_seen += 1;
+                summary.errors += 1;
+                slots.push(Slot::Error {
+                    line_no: slot.line_no,
+                    error,
+                    raw: raw_prefix(batch.line(slot), ERROR_RAW_CHARS_MAX),
+                });
+            }
+            PreparedLine::Event(prepared) => {
+                summary.events_seen += 1;
+                summary.decided += 1;
+                // The replay clock is the events' own time: it only moves
+                // forward when an event carries a time.
+                if let Some(t) = prepared.event.time {
+                    *clock = t;
+                }
+                let advance = bridge.advance(&prepared, *clock);
+                slots.push(Slot::Decided(prepared, advance));
+            }
+        }
+    }
+    slots
+}
+
+fn reached_max_events(config: &ReplayConfig, summary: &ReplaySummary) -> bool {
+    config
+        .max_events
+        .is_some_and(|max| summary.events_seen >= max)
+}
+
+/// Write a rendered batch (its error lines, then its records) and count it.
+fn absorb(
+    summary: &mut ReplaySummary,
+    sink: &mut RecordSink<'_>,
+    errors: &mut dyn Write,
+    chunk: Rendered,
+) -> Result<()> {
+    for e in &chunk.errors {
+        write_error(errors, e.line_no, &e.error, &e.raw)?;
+    }
+    summary.events_emitted += chunk.emitted;
+    summary.enforcement_emitted += chunk.enforcement_emitted;
+    for (total, n) in summary
+        .by_kernel_action
+        .iter_mut()
+        .zip(chunk.by_kernel_action)
+    {
+        *total += n;
+    }
+    for (total, n) in summary.by_cell_state.iter_mut().zip(chunk.by_cell_state) {
+        *total += n;
+    }
+    sink.write(chunk.text).context("cannot write the output")
 }
 
 /// One line of stage 1; a line over the limit was not kept whole.
@@ -460,17 +624,14 @@ fn prepare_batch_here(
         .collect()
 }
 
-fn split_chunks(slots: Vec<Slot>, size: usize) -> Vec<Vec<Slot>> {
-    let mut chunks = Vec::with_capacity(slots.len() / size + 1);
-    let mut iter = slots.into_iter().peekable();
-    while iter.peek().is_some() {
-        chunks.push(iter.by_ref().take(size).collect());
-    }
-    chunks
-}
-
-fn render_chunk(bridge: &Bridge, alerts_only: bool, chunk: Vec<Slot>) -> Rendered {
+fn render_chunk(
+    gate: &Gate,
+    planner: Option<&EnforcementPlanner>,
+    alerts_only: bool,
+    chunk: Vec<Slot>,
+) -> Rendered {
     let mut rendered = Rendered {
+        events: chunk.len() as u64,
         // Records reserve RECORD_BYTES_TYPICAL each before writing; room for
         // that many keeps a chunk's buffer from doubling (and copying
         // itself) near its end.
@@ -489,7 +650,7 @@ fn render_chunk(bridge: &Bridge, alerts_only: bool, chunk: Vec<Slot>) -> Rendere
                 raw,
             }),
             Slot::Decided(prepared, advance) => {
-                let record = bridge.finish(*prepared, advance);
+                let record = finish_record(gate, planner, *prepared, advance);
                 let action = record.kernel_action();
                 rendered.by_kernel_action[action as usize] += 1;
                 rendered.by_cell_state[record.resolution.cell_state as usize] += 1;

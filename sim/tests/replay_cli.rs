@@ -178,3 +178,79 @@ fn bad_policy_is_a_clear_error() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--max-events` across many batches, with the workers: every thread count
+/// stops at the same line with the same records.
+#[test]
+fn max_events_across_batches_is_the_same_at_any_thread_count() {
+    let dir = std::env::temp_dir().join(format!("scbe-sim-max-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("corpus.jsonl");
+    let synth = sim()
+        .args(["synth", "--seed", "5", "--events", "9000", "--output"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(synth.status.success());
+    let mut outputs = Vec::new();
+    for threads in ["1", "2", "7"] {
+        let out = sim()
+            .args(["replay", "-q", "--max-events", "4321", "--threads", threads])
+            .arg(&corpus)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            summary(&out.stderr)["events_seen"],
+            4321,
+            "{threads} threads"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4321);
+        outputs.push(out.stdout);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A reader that goes away (`| head`) ends a many-threaded run promptly and
+/// quietly (status 0, as for the one-thread run), instead of hanging the
+/// workers.
+#[test]
+fn closed_output_ends_a_threaded_run() {
+    let dir = std::env::temp_dir().join(format!("scbe-sim-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("corpus.jsonl");
+    let synth = sim()
+        .args(["synth", "--seed", "6", "--events", "20000", "--output"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(synth.status.success());
+    let mut child = sim()
+        .args(["replay", "-q", "--threads", "3"])
+        .arg(&corpus)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("{\"host\""));
+    drop(stdout);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "a closed pipe is not an error");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not end after its reader left"
+        );
+        // Poll interval of the deadline loop above.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
