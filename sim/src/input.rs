@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -20,6 +20,9 @@ pub const BATCH_LINES_MAX: usize = 2048;
 /// stages of one batch overlap the first of the next sooner, which matters
 /// on short corpora.
 pub const BATCH_LINES_FIRST: usize = 256;
+/// How often a worker waiting for input checks whether the run was stopped.
+const STOP_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Bytes per batch (a batch closes at whichever bound it reaches first).
 pub const BATCH_BYTES_MAX: usize = 8 << 20;
 
@@ -381,6 +384,35 @@ impl BatchReader {
                         Some(Err(e))
                     }
                 }
+            }
+        }
+    }
+
+    /// A handle that gives buffers back to this reader's thread without
+    /// holding the reader (`None` for an inline reader): workers recycle
+    /// while another worker waits, holding the reader, for more input.
+    pub fn recycler(&self) -> Option<mpsc::Sender<Batch>> {
+        match &self.source {
+            BatchSource::Thread { recycle, .. } => Some(recycle.clone()),
+            BatchSource::Inline { .. } => None,
+        }
+    }
+
+    /// [`Self::next_batch`], but `None` soon after `stop` is set, even while
+    /// a live stream is quiet: a stopped run must not wait for its input.
+    pub fn next_batch_unless(&mut self, stop: &AtomicBool) -> Option<io::Result<Batch>> {
+        let BatchSource::Thread { batches, .. } = &mut self.source else {
+            return self.next_batch();
+        };
+        let batches = batches.as_ref()?;
+        loop {
+            match batches.recv_timeout(STOP_POLL_INTERVAL) {
+                Ok(batch) => return Some(batch),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => {
+                    return None;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
     }

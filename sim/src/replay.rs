@@ -334,6 +334,7 @@ fn replay_on_workers(
     let live = corpus.live;
     let reader = BatchReader::spawn_with_lines_max(corpus.reader, live, lines_max)
         .context("cannot start the reader thread")?;
+    let recycler = reader.recycler();
     let input = Mutex::new(Input {
         reader,
         next: 0,
@@ -375,6 +376,7 @@ fn replay_on_workers(
                 turn_passed: &turn_passed,
                 stop: &stop,
                 planner: planner.as_ref(),
+                recycler: recycler.as_ref(),
             };
             std::thread::Builder::new()
                 .name(format!("scbe-replay-{i}"))
@@ -448,6 +450,9 @@ struct WorkerContext<'a> {
     turn_passed: &'a Condvar,
     stop: &'a AtomicBool,
     planner: Option<&'a EnforcementPlanner>,
+    /// Gives batch buffers back to the reader thread. Not through `input`:
+    /// on a live stream another worker may hold it while it waits for input.
+    recycler: Option<&'a mpsc::Sender<Batch>>,
 }
 
 impl WorkerContext<'_> {
@@ -460,9 +465,9 @@ impl WorkerContext<'_> {
                 if input.ended {
                     return;
                 }
-                match input.reader.next_batch() {
+                match input.reader.next_batch_unless(self.stop) {
                     None => {
-                        input.ended = true;
+                        input.ended = !self.stop.load(Ordering::Relaxed);
                         return;
                     }
                     Some(Err(e)) => {
@@ -503,7 +508,10 @@ impl WorkerContext<'_> {
                 self.turn_passed.notify_all();
                 slots
             };
-            lock(self.input).reader.recycle(batch);
+            if let Some(recycler) = self.recycler {
+                // The reader may have ended; the buffers are then just freed.
+                let _ = recycler.send(batch);
+            }
             let rendered = render_chunk(&config.gate, self.planner, config.alerts_only, slots);
             if done.send(Ok((seq, rendered))).is_err() {
                 return;

@@ -254,3 +254,35 @@ fn closed_output_ends_a_threaded_run() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--max-events` on a live stdin that stays open: the run ends once the
+/// events are decided, without waiting for more input.
+#[test]
+fn max_events_on_an_open_live_stdin_ends_the_run() {
+    let mut child = sim()
+        .args(["replay", "-", "-q", "--max-events", "2", "--threads", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for name in ["first", "second"] {
+        writeln!(stdin, "{{\"output_fields\":{{\"proc.name\":\"{name}\"}}}}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run waited for input after its last event"
+        );
+        // Poll interval of the deadline loop above.
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    drop(stdin);
+}
