@@ -179,19 +179,40 @@ fn bad_policy_is_a_clear_error() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `--max-events` across many batches, with the workers: every thread count
-/// stops at the same line with the same records.
-#[test]
-fn max_events_across_batches_is_the_same_at_any_thread_count() {
-    let dir = std::env::temp_dir().join(format!("scbe-sim-max-{}", std::process::id()));
+/// A generated corpus of `events` lines in a fresh directory (removed by the
+/// caller).
+fn synth_corpus(name: &str, seed: &str, events: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("scbe-sim-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let corpus = dir.join("corpus.jsonl");
     let synth = sim()
-        .args(["synth", "--seed", "5", "--events", "9000", "--output"])
+        .args(["synth", "--seed", seed, "--events", events, "--output"])
         .arg(&corpus)
         .output()
         .unwrap();
     assert!(synth.status.success());
+    (dir, corpus)
+}
+
+/// The child's exit status, failing with `what` if it has not ended within
+/// 30 seconds.
+fn wait_for_exit(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        // Poll interval of the deadline loop above.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `--max-events` across many batches, with the workers: every thread count
+/// stops at the same line with the same records.
+#[test]
+fn max_events_across_batches_is_the_same_at_any_thread_count() {
+    let (dir, corpus) = synth_corpus("max", "5", "9000");
     let mut outputs = Vec::new();
     for threads in ["1", "2", "7"] {
         let out = sim()
@@ -218,15 +239,7 @@ fn max_events_across_batches_is_the_same_at_any_thread_count() {
 /// workers.
 #[test]
 fn closed_output_ends_a_threaded_run() {
-    let dir = std::env::temp_dir().join(format!("scbe-sim-pipe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let corpus = dir.join("corpus.jsonl");
-    let synth = sim()
-        .args(["synth", "--seed", "6", "--events", "20000", "--output"])
-        .arg(&corpus)
-        .output()
-        .unwrap();
-    assert!(synth.status.success());
+    let (dir, corpus) = synth_corpus("pipe", "6", "20000");
     let mut child = sim()
         .args(["replay", "-q", "--threads", "3"])
         .arg(&corpus)
@@ -239,19 +252,8 @@ fn closed_output_ends_a_threaded_run() {
     stdout.read_line(&mut first).unwrap();
     assert!(first.starts_with("{\"host\""));
     drop(stdout);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert_eq!(status.code(), Some(0), "a closed pipe is not an error");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not end after its reader left"
-        );
-        // Poll interval of the deadline loop above.
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = wait_for_exit(&mut child, "the run did not end after its reader left");
+    assert_eq!(status.code(), Some(0), "a closed pipe is not an error");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -271,18 +273,7 @@ fn max_events_on_an_open_live_stdin_ends_the_run() {
         writeln!(stdin, "{{\"output_fields\":{{\"proc.name\":\"{name}\"}}}}").unwrap();
     }
     stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run waited for input after its last event"
-        );
-        // Poll interval of the deadline loop above.
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_exit(&mut child, "the run waited for input after its last event");
     assert!(status.success());
     drop(stdin);
 }
