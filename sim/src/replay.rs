@@ -40,7 +40,7 @@ use crate::progress::Progress;
 /// divided by the worker count, within the batch bounds of `input.rs`).
 const WORKER_LINES_IN_FLIGHT: usize = 2 * BATCH_LINES_MAX;
 
-/// Buffer for replay's output. Rendered chunks (hundreds of kilobytes) are
+/// Buffer for replay's output. Rendered batches (hundreds of kilobytes) are
 /// larger, so `BufWriter` hands them to the file directly instead of copying
 /// them; the buffer only gathers small writes (short batches on a live stream).
 pub const OUTPUT_BUFFER_BYTES: usize = 64 << 10;
@@ -199,7 +199,7 @@ struct ErrorLine {
     raw: String,
 }
 
-/// What rendering a chunk produced.
+/// What rendering a batch produced.
 #[derive(Default)]
 struct Rendered {
     /// Lines decided or rejected (the slots rendered).
@@ -223,13 +223,7 @@ pub fn replay(
     if config.threads > 1 {
         return replay_on_workers(config, corpus, out, errors, started);
     }
-    replay_on_this_thread(
-        config,
-        corpus,
-        RecordSink::new(out, config.digest),
-        errors,
-        started,
-    )
+    replay_on_this_thread(config, corpus, out, errors, started)
 }
 
 /// One thread: read, prepare, advance, render and write in turn, so that
@@ -237,10 +231,11 @@ pub fn replay(
 fn replay_on_this_thread(
     config: &ReplayConfig,
     corpus: Corpus,
-    mut sink: RecordSink<'_>,
+    out: &mut (dyn Write + Send),
     errors: &mut dyn Write,
     started: Instant,
 ) -> Result<ReplaySummary> {
+    let mut sink = RecordSink::new(out, config.digest);
     let mut reader = BatchReader::inline(corpus.reader, corpus.live);
     let live = corpus.live;
 
@@ -261,7 +256,7 @@ fn replay_on_this_thread(
 
     while let Some(batch) = reader.next_batch() {
         let batch = batch.context("cannot read input")?;
-        let prepared = prepare_batch_here(&config.gate, &config.mapping, &batch, &mut scratch);
+        let prepared = prepare_batch(&config.gate, &config.mapping, &batch, &mut scratch);
 
         // Stage 2: advance per-process state, strictly in input order.
         let slots = advance_batch(
@@ -276,13 +271,8 @@ fn replay_on_this_thread(
         reader.recycle(batch);
 
         // Stage 3: render and write.
-        let rendered = render_chunk(bridge.gate(), bridge.planner(), config.alerts_only, slots);
-        absorb(&mut summary, &mut sink, errors, rendered)?;
-        if live {
-            // A live stream's decisions are wanted now, not when a buffer fills.
-            sink.flush().context("cannot write the output")?;
-            errors.flush()?;
-        }
+        let rendered = render_batch(bridge.gate(), bridge.planner(), config.alerts_only, slots);
+        absorb(&mut summary, &mut sink, errors, rendered, live)?;
         progress.update(summary.events_seen);
         if done {
             break;
@@ -402,16 +392,7 @@ fn replay_on_workers(
             while let Some(rendered) = finished.remove(&next_write) {
                 next_write += 1;
                 events += rendered.events;
-                let written = absorb(&mut summary, &mut sink, errors, rendered).and_then(|()| {
-                    if live {
-                        // A live stream's decisions are wanted now, not
-                        // when a buffer fills.
-                        sink.flush().context("cannot write the output")?;
-                        errors.flush().context("cannot write the errors")?;
-                    }
-                    Ok(())
-                });
-                if let Err(e) = written {
+                if let Err(e) = absorb(&mut summary, &mut sink, errors, rendered, live) {
                     return fail(e);
                 }
                 progress.update(events);
@@ -481,7 +462,7 @@ impl WorkerContext<'_> {
                     }
                 }
             };
-            let prepared = prepare_batch_here(&config.gate, &config.mapping, &batch, &mut scratch);
+            let prepared = prepare_batch(&config.gate, &config.mapping, &batch, &mut scratch);
             let slots = {
                 let mut turn = lock(self.turn);
                 while turn.next != seq && !self.stop.load(Ordering::Relaxed) {
@@ -512,7 +493,7 @@ impl WorkerContext<'_> {
                 // The reader may have ended; the buffers are then just freed.
                 let _ = recycler.send(batch);
             }
-            let rendered = render_chunk(&config.gate, self.planner, config.alerts_only, slots);
+            let rendered = render_batch(&config.gate, self.planner, config.alerts_only, slots);
             if done.send(Ok((seq, rendered))).is_err() {
                 return;
             }
@@ -577,29 +558,37 @@ fn reached_max_events(config: &ReplayConfig, summary: &ReplaySummary) -> bool {
         .is_some_and(|max| summary.events_seen >= max)
 }
 
-/// Write a rendered batch (its error lines, then its records) and count it.
+/// Write a rendered batch (its error lines, then its records) and count it;
+/// on a live stream, flush both, since its decisions are wanted now, not
+/// when a buffer fills.
 fn absorb(
     summary: &mut ReplaySummary,
     sink: &mut RecordSink<'_>,
     errors: &mut dyn Write,
-    chunk: Rendered,
+    batch: Rendered,
+    live: bool,
 ) -> Result<()> {
-    for e in &chunk.errors {
+    for e in &batch.errors {
         write_error(errors, e.line_no, &e.error, &e.raw)?;
     }
-    summary.events_emitted += chunk.emitted;
-    summary.enforcement_emitted += chunk.enforcement_emitted;
+    summary.events_emitted += batch.emitted;
+    summary.enforcement_emitted += batch.enforcement_emitted;
     for (total, n) in summary
         .by_kernel_action
         .iter_mut()
-        .zip(chunk.by_kernel_action)
+        .zip(batch.by_kernel_action)
     {
         *total += n;
     }
-    for (total, n) in summary.by_cell_state.iter_mut().zip(chunk.by_cell_state) {
+    for (total, n) in summary.by_cell_state.iter_mut().zip(batch.by_cell_state) {
         *total += n;
     }
-    sink.write(chunk.text).context("cannot write the output")
+    sink.write(batch.text).context("cannot write the output")?;
+    if live {
+        sink.flush().context("cannot write the output")?;
+        errors.flush().context("cannot write the errors")?;
+    }
+    Ok(())
 }
 
 /// One line of stage 1; a line over the limit was not kept whole.
@@ -618,8 +607,9 @@ fn prepare_slot(
     prepare_line(gate, mapping, batch.line(slot), scratch)
 }
 
-/// Stage 1 on the calling thread (a one-thread run).
-fn prepare_batch_here(
+/// Stage 1 for a batch, on the calling thread (the one thread of a
+/// one-thread run, or a worker).
+fn prepare_batch(
     gate: &Gate,
     mapping: &MappingOptions,
     batch: &Batch,
@@ -632,21 +622,23 @@ fn prepare_batch_here(
         .collect()
 }
 
-fn render_chunk(
+/// Stage 3 for a batch: each decided line's record (notes, plan, JSON), and
+/// the rejected lines kept for the error stream.
+fn render_batch(
     gate: &Gate,
     planner: Option<&EnforcementPlanner>,
     alerts_only: bool,
-    chunk: Vec<Slot>,
+    slots: Vec<Slot>,
 ) -> Rendered {
     let mut rendered = Rendered {
-        events: chunk.len() as u64,
+        events: slots.len() as u64,
         // Records reserve RECORD_BYTES_TYPICAL each before writing; room for
-        // that many keeps a chunk's buffer from doubling (and copying
+        // that many keeps the batch's buffer from doubling (and copying
         // itself) near its end.
-        text: String::with_capacity(chunk.len() * 800),
+        text: String::with_capacity(slots.len() * 800),
         ..Rendered::default()
     };
-    for slot in chunk {
+    for slot in slots {
         match slot {
             Slot::Error {
                 line_no,
