@@ -12,6 +12,8 @@ use crate::limits::LINE_BYTES_MAX;
 use crate::pystr::{py_lower, py_str_repr, py_strip};
 use crate::pyvalue::{py_repr, to_bool, to_float, to_int_text, to_str};
 
+mod compact;
+
 /// How Falco events become kernel events: the parts of the mapping a policy
 /// or the command line may change.
 #[derive(Debug, Clone, PartialEq)]
@@ -382,6 +384,11 @@ impl<'a> FalcoDoc<'a> {
     pub fn read(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
         if text.len() > (JSON_BIT - 1) as usize {
             return Err(LineError::TooLong { bytes: text.len() });
+        }
+        // Falco's own compact lines take the fast path; anything else (and
+        // every error) is the general reader's.
+        if let Some(doc) = compact::read(text) {
+            return Ok(doc);
         }
         let mut doc = FalcoDoc {
             text,

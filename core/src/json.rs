@@ -140,7 +140,7 @@ enum Frame<'a> {
 /// The index of the first byte at or after `i` that is not an ASCII digit,
 /// eight bytes per step: event times and pids are long digit runs.
 #[inline]
-fn skip_digits(bytes: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_digits(bytes: &[u8], mut i: usize) -> usize {
     const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
     const THREES: u64 = 0x3030_3030_3030_3030;
     while let Some(chunk) = bytes.get(i..i + 8) {
