@@ -226,6 +226,16 @@ pub struct EnforcementPlanner {
 }
 
 impl EnforcementPlanner {
+    /// A copy for another thread to plan with, sharing nothing with this
+    /// one: every plan holds the backend names, and a shared reference
+    /// count would bounce between the threads' caches on every event.
+    pub fn for_another_thread(&self) -> EnforcementPlanner {
+        EnforcementPlanner {
+            backend_names: BackendNames::new(self.backend_names.as_slice().to_vec()),
+            ..self.clone()
+        }
+    }
+
     pub fn new(config: PlannerConfig) -> EnforcementPlanner {
         let quarantine_dir = pathlib_normalize(&config.quarantine_dir);
         let last_enforced = BoundedTable::new(config.capacity.max(1));
