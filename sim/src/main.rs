@@ -6,13 +6,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod allocator;
 mod cmd;
 
-// Replay allocates many small, short-lived strings per event on several
-// threads; mimalloc's thread-local free lists make that markedly cheaper
-// than glibc malloc (see the README's performance section).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 #[derive(Parser, Debug)]
 #[command(
