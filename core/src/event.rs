@@ -13,6 +13,12 @@ pub enum Pid {
     Big(Box<str>),
 }
 
+impl Default for Pid {
+    fn default() -> Pid {
+        Pid::ZERO
+    }
+}
+
 impl Pid {
     pub const ZERO: Pid = Pid::Small(0);
 
@@ -59,8 +65,9 @@ impl fmt::Display for Pid {
     }
 }
 
-/// A normalized kernel event (SPEC §1).
-#[derive(Debug, Clone, PartialEq)]
+/// A normalized kernel event (SPEC §1). The default is an empty event
+/// (pid 0, no hash), a shell for [`crate::falco::map_event_into`] to fill.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KernelEvent {
     pub host: String,
     pub pid: Pid,
@@ -82,13 +89,20 @@ pub struct KernelEvent {
 impl KernelEvent {
     /// `host:pid:process_name` (SPEC §7).
     pub fn process_key(&self) -> String {
-        let mut key = String::with_capacity(self.host.len() + self.process_name.len() + 22);
+        let mut key = String::new();
+        self.process_key_into(&mut key);
+        key
+    }
+
+    /// [`Self::process_key`] into `key`, replacing what it held.
+    pub fn process_key_into(&self, key: &mut String) {
+        key.clear();
+        crate::pystr::make_room(key, self.host.len() + self.process_name.len() + 22);
         key.push_str(&self.host);
         key.push(':');
-        self.pid.push_to(&mut key);
+        self.pid.push_to(key);
         key.push(':');
         key.push_str(&self.process_name);
-        key
     }
 
     /// Replace the geometry norm from a state vector (SPEC §10).

@@ -110,6 +110,18 @@ pub fn parse_event(line: &str, options: &MappingOptions) -> Result<KernelEvent, 
     Ok(map_event(&doc, options))
 }
 
+/// [`parse_event`] into an existing event (see [`map_event_into`]); on an
+/// error the event is left as it was.
+pub fn parse_event_into(
+    line: &str,
+    options: &MappingOptions,
+    event: &mut KernelEvent,
+) -> Result<(), LineError> {
+    let doc = FalcoDoc::read(line)?;
+    map_event_into(&doc, options, event);
+    Ok(())
+}
+
 /// Every `output_fields` key the mapping reads. One pass over the members
 /// files each known key into its slot (a later duplicate overwrites an
 /// earlier one, as Python's dict keeps the last), so lookups are O(1).
@@ -315,6 +327,20 @@ impl<'a> RawValue<'a> {
             // keeps the mapping total even if it did.
             RawValue::Json(json) => crate::json::parse(json).unwrap_or(JsonValue::Null),
         }
+    }
+
+    /// `str(v).strip()` appended to `out`.
+    fn push_str_to(self, out: &mut String) {
+        let text = match self {
+            RawValue::Text(text) => py_strip(text),
+            RawValue::Json(digits) if small_decimal(digits) => digits,
+            RawValue::Json(_) => {
+                out.push_str(&to_str(&self.value()));
+                return;
+            }
+        };
+        crate::pystr::make_room(out, text.len());
+        out.push_str(text);
     }
 
     /// `str(v).strip()`.
@@ -531,12 +557,22 @@ const UNKNOWN: RawValue<'static> = RawValue::Text("unknown");
 
 /// Map a read Falco object into a kernel event (SPEC §1).
 pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
+    let mut event = KernelEvent::default();
+    map_event_into(doc, options, &mut event);
+    event
+}
+
+/// [`map_event`] into an existing event, every field replaced: its strings
+/// are cleared and refilled, so a thread that recycles its spent events
+/// (see [`crate::membrane::ScanScratch::recycle`]) allocates none for them.
+pub fn map_event_into(doc: &FalcoDoc<'_>, options: &MappingOptions, event: &mut KernelEvent) {
     let root = doc;
     let fields = doc;
     // `E.x or d`: the top-level value when present (even null), else `d`.
     let top = |id: usize, default: RawValue<'static>| root.top(id).unwrap_or(default);
-    let field = |keys: &[usize], default: RawValue<'_>| -> String {
-        pick(fields, keys).unwrap_or(default).to_str()
+    let set_field = |out: &mut String, keys: &[usize], default: RawValue<'_>| {
+        out.clear();
+        pick(fields, keys).unwrap_or(default).push_str_to(out);
     };
 
     // Read for the operation class and the metadata only, so borrowed when
@@ -547,17 +583,19 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
         RawValue::Text(text) if plain_lowercase(text) => std::borrow::Cow::Borrowed(text),
         other => std::borrow::Cow::Owned(lower_owned(other.to_str())),
     };
-    let operation = operation_for(&evt_type);
+    event.operation.clear();
+    event.operation.push_str(operation_class(&evt_type));
 
-    let mut host = field(
+    set_field(
+        &mut event.host,
         keys!("host.name", "k8s.node.name"),
         root.top(top_key!("hostname")).unwrap_or(NULL),
     );
-    if host.is_empty() {
-        host.clone_from(&options.host_default);
+    if event.host.is_empty() {
+        event.host.push_str(&options.host_default);
     }
 
-    let pid = match pick(fields, keys!("proc.pid", "process.pid", "evt.pid"))
+    event.pid = match pick(fields, keys!("proc.pid", "process.pid", "evt.pid"))
         .unwrap_or(top(top_key!("pid"), ZERO))
     {
         // The common case: a plain decimal that fits.
@@ -569,25 +607,31 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
             .unwrap_or(Pid::ZERO),
     };
 
-    let mut process_name = lower_owned(field(
+    set_field(
+        &mut event.process_name,
         keys!("proc.name", "process.name", "evt.arg.procname"),
         top(top_key!("process_name"), UNKNOWN),
-    ));
-    if process_name.is_empty() {
-        process_name.push_str("unknown");
+    );
+    lower_in_place(&mut event.process_name);
+    if event.process_name.is_empty() {
+        event.process_name.push_str("unknown");
     }
-    let parent_process = lower_owned(field(
+    set_field(
+        &mut event.parent_process,
         keys!("proc.pname", "process.parent.name", "proc.aname[1]"),
         top(top_key!("parent_process"), EMPTY_STR),
-    ));
-    let command_line = field(
+    );
+    lower_in_place(&mut event.parent_process);
+    set_field(
+        &mut event.command_line,
         keys!("proc.cmdline", "process.command_line", "evt.arg.cmdline"),
         top(top_key!("command_line"), EMPTY_STR),
     );
-    let target = if operation == "network_connect" {
-        network_target(fields, options.real_network_fields)
+    if event.operation == "network_connect" {
+        network_target_into(fields, options.real_network_fields, &mut event.target);
     } else {
-        field(
+        set_field(
+            &mut event.target,
             keys!(
                 "fd.name",
                 "proc.exepath",
@@ -595,9 +639,9 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
                 "evt.arg.path"
             ),
             top(top_key!("target"), EMPTY_STR),
-        )
-    };
-    let signer_trusted = match pick(
+        );
+    }
+    event.signer_trusted = match pick(
         fields,
         keys!("scbe.signer_trusted", "proc.is_signed", "file.trusted"),
     )
@@ -607,11 +651,14 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
         RawValue::Json("false") => false,
         other => to_bool(&other.value(), false),
     };
-    let hash = field(
+    let mut hash = event.hash_sha256.take().unwrap_or_default();
+    set_field(
+        &mut hash,
         keys!("file.sha256", "proc.hash.sha256", "scbe.sha256"),
         top(top_key!("hash_sha256"), EMPTY_STR),
     );
-    let geometry_norm = match pick(fields, keys!("scbe.geometry_norm"))
+    event.hash_sha256 = (!hash.is_empty()).then_some(hash);
+    event.geometry_norm = match pick(fields, keys!("scbe.geometry_norm"))
         .unwrap_or(top(top_key!("geometry_norm"), ZERO_FLOAT))
     {
         // A plain unsigned JSON number (no sign, so never `-0`): no need to
@@ -622,23 +669,8 @@ pub fn map_event(doc: &FalcoDoc<'_>, options: &MappingOptions) -> KernelEvent {
         other => to_float(&other.value(), 0.0),
     };
 
-    let metadata_repr = metadata_repr(root, fields, &evt_type);
-    let time = event_time(root, fields);
-
-    KernelEvent {
-        host,
-        pid,
-        process_name,
-        parent_process,
-        command_line,
-        operation,
-        target,
-        signer_trusted,
-        hash_sha256: (!hash.is_empty()).then_some(hash),
-        geometry_norm,
-        metadata_repr,
-        time,
-    }
+    metadata_repr_into(root, fields, &evt_type, &mut event.metadata_repr);
+    event.time = event_time(root, fields);
 }
 
 /// Visible ASCII with no uppercase letter: what `str(v).strip().lower()`
@@ -674,9 +706,24 @@ fn small_decimal(literal: &str) -> bool {
         && literal != "-0"
 }
 
+/// [`lower_owned`] in place.
+fn lower_in_place(text: &mut String) {
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        *text = py_lower(text);
+    }
+}
+
 /// evt_type → operation class (SPEC §1).
 pub fn operation_for(evt_type: &str) -> String {
-    let class = match evt_type {
+    operation_class(evt_type).to_owned()
+}
+
+/// [`operation_for`], borrowed.
+fn operation_class(evt_type: &str) -> &str {
+    match evt_type {
         "execve" | "execveat" => "exec",
         "open" | "openat" | "openat2" => "open",
         "write" | "writev" | "pwrite64" => "write",
@@ -687,61 +734,77 @@ pub fn operation_for(evt_type: &str) -> String {
         "ptrace" | "process_vm_writev" => "process_inject",
         "" => "open",
         other => other,
-    };
-    class.to_owned()
+    }
 }
 
-fn network_target(fields: &FalcoDoc<'_>, real_fields: bool) -> String {
-    let text = |keys: &[usize]| pick(fields, keys).map(RawValue::to_str).unwrap_or_default();
-    let endpoint = |ip: String, port: String| {
-        if port.is_empty() {
-            return ip;
+/// The network target (SPEC §1) into `out`, replacing what it held.
+fn network_target_into(fields: &FalcoDoc<'_>, real_fields: bool, out: &mut String) {
+    out.clear();
+    // `str(pick(F, keys…)).strip()` appended; its length.
+    let push = |out: &mut String, keys: &[usize]| -> usize {
+        let before = out.len();
+        if let Some(value) = pick(fields, keys) {
+            value.push_str_to(out);
         }
-        let mut joined = String::with_capacity(ip.len() + 1 + port.len());
-        joined.push_str(&ip);
-        joined.push(':');
-        joined.push_str(&port);
-        joined
+        out.len() - before
     };
-    if real_fields {
-        // Real Falco: client `fd.cip:fd.cport`, server `fd.sip:fd.sport`; when
-        // the addresses are absent, `fd.name` already reads `cip:cport->sip:sport`.
-        let cip = text(keys!("fd.cip", "fd.lip"));
-        let sip = text(keys!("fd.sip", "fd.rip"));
-        if !cip.is_empty() || !sip.is_empty() {
-            let src = endpoint(cip, text(keys!("fd.cport", "fd.lport")));
-            let dst = endpoint(sip, text(keys!("fd.sport", "fd.rport")));
-            return arrow_joined(&src, &dst);
+    // `ip:port`, or `ip` when the port is empty; the ip's length.
+    let endpoint = |out: &mut String, ip: &[usize], port: &[usize]| -> usize {
+        let ip_len = push(out, ip);
+        out.push(':');
+        if push(out, port) == 0 {
+            out.pop();
         }
-        return text(keys!("fd.name"));
+        ip_len
+    };
+    let (src_ip, src_port, dst_ip, dst_port): (&[usize], &[usize], &[usize], &[usize]) =
+        if real_fields {
+            // Real Falco: client `fd.cip:fd.cport`, server `fd.sip:fd.sport`;
+            // when the addresses are absent, `fd.name` already reads
+            // `cip:cport->sip:sport`.
+            (
+                keys!("fd.cip", "fd.lip"),
+                keys!("fd.cport", "fd.lport"),
+                keys!("fd.sip", "fd.rip"),
+                keys!("fd.sport", "fd.rport"),
+            )
+        } else {
+            (
+                keys!("fd.sip", "evt.arg.sip"),
+                keys!("fd.sport", "evt.arg.sport"),
+                keys!("fd.dip", "evt.arg.dip"),
+                keys!("fd.dport", "evt.arg.dport"),
+            )
+        };
+    let src_ip_len = endpoint(out, src_ip, src_port);
+    out.push_str("->");
+    let dst_ip_len = endpoint(out, dst_ip, dst_port);
+    if src_ip_len == 0 && dst_ip_len == 0 {
+        out.clear();
+        if real_fields {
+            push(out, keys!("fd.name"));
+        }
+        return;
     }
-    let sip = text(keys!("fd.sip", "evt.arg.sip"));
-    let dip = text(keys!("fd.dip", "evt.arg.dip"));
-    if sip.is_empty() && dip.is_empty() {
-        return String::new();
-    }
-    let src = endpoint(sip, text(keys!("fd.sport", "evt.arg.sport")));
-    let dst = endpoint(dip, text(keys!("fd.dport", "evt.arg.dport")));
-    arrow_joined(&src, &dst)
+    strip_arrows(out);
 }
 
-/// `f"{src}->{dst}".strip("->")`: Python's `strip("->")` removes every
+/// `text.strip("->")` in place: Python's `strip("->")` removes every
 /// leading and trailing '-' and '>', so an empty end leaves no arrow.
-fn arrow_joined(src: &str, dst: &str) -> String {
-    let mut joined = String::with_capacity(src.len() + dst.len() + 2);
-    joined.push_str(src);
-    joined.push_str("->");
-    joined.push_str(dst);
-    let trimmed = joined.trim_matches(['-', '>']);
-    if trimmed.len() == joined.len() {
-        joined
-    } else {
-        trimmed.to_owned()
-    }
+fn strip_arrows(text: &mut String) {
+    let end = text.trim_end_matches(['-', '>']).len();
+    text.truncate(end);
+    let start = text.len() - text.trim_start_matches(['-', '>']).len();
+    text.drain(..start);
 }
 
 /// The metadata dict rendered as the reference's `repr(dict)` (SPEC §2).
-fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> String {
+fn metadata_repr_into(
+    root: &FalcoDoc<'_>,
+    fields: &FalcoDoc<'_>,
+    evt_type: &str,
+    out: &mut String,
+) {
     let top = |id: usize| root.top(id).unwrap_or(NULL);
     let picked = |keys: &[usize]| pick(fields, keys).unwrap_or(EMPTY_STR);
     let evt_type_value = RawValue::Text(evt_type);
@@ -766,7 +829,8 @@ fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> 
             RawValue::Text(text) | RawValue::Json(text) => key.len() + text.len() + 8,
         })
         .sum();
-    let mut out = String::with_capacity(estimate + 16);
+    out.clear();
+    crate::pystr::make_room(out, estimate + 16);
     out.push('{');
     for (i, (key, value)) in entries.iter().enumerate() {
         if i > 0 {
@@ -776,12 +840,11 @@ fn metadata_repr(root: &FalcoDoc<'_>, fields: &FalcoDoc<'_>, evt_type: &str) -> 
         out.push_str(key);
         out.push_str("': ");
         match value {
-            RawValue::Text(text) => py_str_repr(text, &mut out),
-            RawValue::Json(_) => py_repr(&value.value(), &mut out),
+            RawValue::Text(text) => py_str_repr(text, out),
+            RawValue::Json(_) => py_repr(&value.value(), out),
         }
     }
     out.push('}');
-    out
 }
 
 /// The event's own time: `output_fields["evt.time"]` (integer ns), else the
@@ -876,6 +939,38 @@ mod tests {
             parse_event(line, &options).unwrap().target,
             "10.0.0.1:5555->1.1.1.1:443"
         );
+    }
+
+    /// Mapping into a spent event replaces every field: each sample mapped
+    /// over each other one equals the sample mapped fresh, in both mapping
+    /// modes.
+    #[test]
+    fn mapping_into_a_spent_event_leaves_nothing_behind() {
+        let samples = [
+            r#"{"hostname":"h1","output_fields":{"evt.type":"EXECVE","proc.pid":"12.0","proc.name":"Bash","proc.pname":"Python3","proc.cmdline":"  ls  ","fd.name":"/etc/shadow","scbe.signer_trusted":"yes","file.sha256":"","scbe.geometry_norm":" 0.25 ","evt.time":1741593600012754329},"rule":"r","output":"a\nb"}"#,
+            r#"{"output_fields":{"evt.type":"connect","fd.cip":"10.0.0.1","fd.cport":5555,"fd.sip":"1.1.1.1","fd.sport":443,"fd.dip":"8.8.8.8","fd.dport":53,"file.sha256":"abc"}}"#,
+            r#"{"output_fields":{"evt.type":"connect","fd.name":"10.0.0.1:5555->1.1.1.1:443","proc.pid":123456789012345678901234567890}}"#,
+            r#"{"output_fields":{"evt.type":"accept","fd.sip":"->x","fd.dport":"->"},"pid":7,"time":"2025-03-10T08:00:01Z"}"#,
+            r#"{"process_name":"ΣΥΣ","target":"/boot/x","hash_sha256":"ff","geometry_norm":0.5,"signer_trusted":true,"evt_type":"ptrace","k8s.pod.name":"p"}"#,
+            r#"{}"#,
+        ];
+        for real_network_fields in [false, true] {
+            let options = MappingOptions {
+                real_network_fields,
+                ..MappingOptions::default()
+            };
+            for before in samples {
+                for line in samples {
+                    let mut event = parse_event(before, &options).unwrap();
+                    parse_event_into(line, &options, &mut event).unwrap();
+                    assert_eq!(
+                        event,
+                        parse_event(line, &options).unwrap(),
+                        "{line} over {before}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -102,6 +102,7 @@ impl Membrane {
             lowered,
             ascii_lowered,
             seen,
+            ..
         } = scratch;
         // The joined text, lowercased as Python's `str.lower()`. For ASCII
         // that is per byte, so the common case lowercases while it copies;
@@ -216,7 +217,9 @@ fn join_into(parts: &[&str], out: &mut String) {
     }
 }
 
-/// Reusable buffers for [`Membrane::scan`].
+/// Reusable buffers for one thread deciding events: those of
+/// [`Membrane::scan`], and spent events whose strings the next events
+/// are mapped into ([`Self::recycle`]).
 #[derive(Debug, Default)]
 pub struct ScanScratch {
     /// The joined text, built only when needed (non-ASCII text, links).
@@ -227,6 +230,33 @@ pub struct ScanScratch {
     ascii_lowered: Vec<u8>,
     /// The literal sets seen ([`LiteralFilter::search`]).
     seen: Vec<u64>,
+    /// Spent events and process keys, to be refilled.
+    spare: Vec<(KernelEvent, String)>,
+}
+
+/// Spent events kept for reuse at most (a replay batch's worth).
+const SPARE_EVENTS_MAX: usize = 4096;
+
+impl ScanScratch {
+    /// Keep a decided record's event and process key for reuse: mapping the
+    /// next event into their strings saves a dozen allocations per event.
+    pub fn recycle(&mut self, record: crate::record::DecisionRecord) {
+        if self.spare.len() < SPARE_EVENTS_MAX {
+            self.spare.push((record.event, record.process_key));
+        }
+    }
+
+    /// An event and a process-key buffer to fill (spent ones first).
+    pub(crate) fn spare_event(&mut self) -> (KernelEvent, String) {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Hand back an event that was not used after all (its line had an error).
+    pub(crate) fn return_spare(&mut self, event: KernelEvent, key: String) {
+        if self.spare.len() < SPARE_EVENTS_MAX {
+            self.spare.push((event, key));
+        }
+    }
 }
 
 /// The membrane's risk for these hits (rounded to 4 decimals, as the reference).

@@ -305,6 +305,20 @@ fn is_format_or_unassigned(c: char) -> bool {
         | 0xFFFE..=0xFFFF | 0xFDD0..=0xFDEF)
 }
 
+/// Room for `extra` more bytes in `out`. An emptied string (a recycled
+/// buffer) too small for them is replaced rather than grown: growing copies
+/// the whole old allocation, which holds nothing wanted.
+#[inline]
+pub fn make_room(out: &mut String, extra: usize) {
+    if out.capacity() - out.len() < extra {
+        if out.is_empty() {
+            *out = String::with_capacity(extra);
+        } else {
+            out.reserve(extra);
+        }
+    }
+}
+
 /// Python's `repr(str)`.
 pub fn py_str_repr(text: &str, out: &mut String) {
     // The usual string — printable ASCII, no `'`, no `\` — is quoted as is:

@@ -247,9 +247,23 @@ pub fn prepare_line(
         Ok(RawLine::Text(text)) => text,
         Err(e) => return PreparedLine::Error(e),
     };
-    match falco::parse_event(text, mapping) {
-        Ok(event) => PreparedLine::Event(Box::new(prepare_event(gate, event, scratch))),
-        Err(e) => PreparedLine::Error(e),
+    let (mut event, mut process_key) = scratch.spare_event();
+    match falco::parse_event_into(text, mapping, &mut event) {
+        Ok(()) => {
+            event.process_key_into(&mut process_key);
+            let features = gate.features(&event, scratch);
+            let assessment = gate.assess(&features);
+            PreparedLine::Event(Box::new(Prepared {
+                event,
+                process_key,
+                features,
+                assessment,
+            }))
+        }
+        Err(e) => {
+            scratch.return_spare(event, process_key);
+            PreparedLine::Error(e)
+        }
     }
 }
 

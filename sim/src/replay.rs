@@ -275,7 +275,13 @@ fn replay_on_this_thread(
         reader.recycle(batch);
 
         // Stage 3: render and write.
-        let rendered = render_batch(bridge.gate(), bridge.planner(), config.alerts_only, slots);
+        let rendered = render_batch(
+            bridge.gate(),
+            bridge.planner(),
+            config.alerts_only,
+            slots,
+            &mut scratch,
+        );
         absorb(&mut summary, &mut sink, errors, rendered, live)?;
         progress.update(summary.events_seen);
         if done {
@@ -498,7 +504,13 @@ impl WorkerContext<'_> {
                 // The reader may have ended; the buffers are then just freed.
                 let _ = recycler.send(batch);
             }
-            let rendered = render_batch(&config.gate, planner.as_ref(), config.alerts_only, slots);
+            let rendered = render_batch(
+                &config.gate,
+                planner.as_ref(),
+                config.alerts_only,
+                slots,
+                &mut scratch,
+            );
             if done.send(Ok((seq, rendered))).is_err() {
                 return;
             }
@@ -628,12 +640,14 @@ fn prepare_batch(
 }
 
 /// Stage 3 for a batch: each decided line's record (notes, plan, JSON), and
-/// the rejected lines kept for the error stream.
+/// the rejected lines kept for the error stream. Spent records go back to
+/// `scratch`, whose next batch is mapped into their strings.
 fn render_batch(
     gate: &Gate,
     planner: Option<&EnforcementPlanner>,
     alerts_only: bool,
     slots: Vec<Slot>,
+    scratch: &mut ScanScratch,
 ) -> Rendered {
     let mut rendered = Rendered {
         events: slots.len() as u64,
@@ -660,6 +674,7 @@ fn render_batch(
                 rendered.by_kernel_action[action as usize] += 1;
                 rendered.by_cell_state[record.resolution.cell_state as usize] += 1;
                 if alerts_only && action == KernelAction::Allow {
+                    scratch.recycle(record);
                     continue;
                 }
                 rendered.emitted += 1;
@@ -672,6 +687,7 @@ fn render_batch(
                 }
                 record.write_json(&mut rendered.text, false);
                 rendered.text.push('\n');
+                scratch.recycle(record);
             }
         }
     }
