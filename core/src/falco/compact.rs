@@ -56,6 +56,23 @@ fn token(b: &[u8], i: usize) -> Option<(usize, u8)> {
     }
 }
 
+/// [`token`] just after a `:` or `,` of the top-level or `output_fields`
+/// object, where `json.dumps` writes one space: that case is taken inline.
+#[inline(always)]
+fn token_after_separator(b: &[u8], i: usize) -> Option<(usize, u8)> {
+    let c = *b.get(i)?;
+    if c > b' ' {
+        return Some((i, c));
+    }
+    if c == b' ' {
+        let next = *b.get(i + 1)?;
+        if next > b' ' {
+            return Some((i + 1, next));
+        }
+    }
+    token_after_ws(b, i)
+}
+
 #[inline(never)]
 fn token_after_ws(b: &[u8], mut i: usize) -> Option<(usize, u8)> {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
@@ -83,7 +100,7 @@ fn read_members(doc: &mut FalcoDoc<'_>, b: &[u8], i: usize, top: bool) -> Option
         if sep != b':' {
             return None;
         }
-        let (start, first) = token(b, colon + 1)?;
+        let (start, first) = token_after_separator(b, colon + 1)?;
         i = start;
         if top && key == b"output_fields" {
             // A later duplicate replaces an earlier one, as in Python.
@@ -121,7 +138,7 @@ fn read_members(doc: &mut FalcoDoc<'_>, b: &[u8], i: usize, top: bool) -> Option
         }
         let (after, next) = token(b, i)?;
         match next {
-            b',' => (i, c) = token(b, after + 1)?,
+            b',' => (i, c) = token_after_separator(b, after + 1)?,
             b'}' => return Some(after + 1),
             _ => return None,
         }
