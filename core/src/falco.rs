@@ -416,11 +416,21 @@ impl<'a> FalcoDoc<'a> {
         if let Some(doc) = compact::read(text) {
             return Ok(doc);
         }
-        let mut doc = FalcoDoc {
+        FalcoDoc::read_general(text)
+    }
+
+    /// No member located yet.
+    fn empty(text: &'a str) -> FalcoDoc<'a> {
+        FalcoDoc {
             text,
             top: [Span::ABSENT; TOP_KEYS.len()],
             fields: [Span::ABSENT; KNOWN_FIELDS.len()],
-        };
+        }
+    }
+
+    /// [`Self::read`] by the general reader alone (any JSON Python reads).
+    fn read_general(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
+        let mut doc = FalcoDoc::empty(text);
         let mut reader = Reader::new(text);
         reader.skip_ws();
         if reader.peek() != Some(b'{') {

@@ -14,7 +14,7 @@
 //! accepts is one the general reader accepts too, with the same members
 //! located (the tests check this on generated lines).
 
-use super::{field_index, top_index, FalcoDoc, Span, KNOWN_FIELDS, TOP_KEYS};
+use super::{field_index, top_index, FalcoDoc, Span, KNOWN_FIELDS};
 use crate::bytescan::find_json_special;
 use crate::json::skip_digits;
 
@@ -30,11 +30,7 @@ pub(super) fn read(text: &str) -> Option<FalcoDoc<'_>> {
     if open != b'{' {
         return None;
     }
-    let mut doc = FalcoDoc {
-        text,
-        top: [Span::ABSENT; TOP_KEYS.len()],
-        fields: [Span::ABSENT; KNOWN_FIELDS.len()],
-    };
+    let mut doc = FalcoDoc::empty(text);
     let end = read_members(&mut doc, bytes, start, true)?;
     match token(bytes, end) {
         None => Some(doc),
@@ -278,26 +274,13 @@ fn flat_container_end(b: &[u8], i: usize, open: u8) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::Reader;
     use proptest::prelude::*;
 
     /// What the general reader makes of `text`, spans and all.
     fn general(text: &str) -> Option<(Vec<Span>, Vec<Span>)> {
-        let mut doc = FalcoDoc {
-            text,
-            top: [Span::ABSENT; TOP_KEYS.len()],
-            fields: [Span::ABSENT; KNOWN_FIELDS.len()],
-        };
-        let mut reader = Reader::new(text);
-        reader.skip_ws();
-        if reader.peek() != Some(b'{') {
-            return None;
-        }
-        doc.read_object(&mut reader, 0).ok()?;
-        reader.skip_ws();
-        reader
-            .at_end()
-            .then(|| (doc.top.to_vec(), doc.fields.to_vec()))
+        FalcoDoc::read_general(text)
+            .ok()
+            .map(|doc| (doc.top.to_vec(), doc.fields.to_vec()))
     }
 
     fn fast(text: &str) -> Option<(Vec<Span>, Vec<Span>)> {
