@@ -244,8 +244,17 @@ mod sse2 {
     /// and bits past the end are ignored.
     #[inline(always)]
     pub(super) fn find_first(bytes: &[u8], mask: impl Fn(__m128i) -> u32) -> Option<usize> {
-        let mut chunks = bytes.chunks_exact(16);
+        // Most scans end in their first block (a member name or value in a
+        // long line): that block is checked before any loop is set up.
         let mut i = 0;
+        if let Some(first) = bytes.first_chunk::<16>() {
+            let hits = mask(load(first));
+            if hits != 0 {
+                return Some(hits.trailing_zeros() as usize);
+            }
+            i = 16;
+        }
+        let mut chunks = bytes[i..].chunks_exact(16);
         for chunk in &mut chunks {
             let hits = mask(load(chunk.try_into().expect("16-byte chunk")));
             if hits != 0 {

@@ -456,6 +456,11 @@ fn py_round_units(value: f64, scale: f64) -> Option<f64> {
 /// digits with trailing zeros dropped, in fixed notation. Anything else takes
 /// the general path. Returns whether the fast path was taken (for tests).
 pub fn push_py_round4(value: f64, out: &mut String) -> bool {
+    // Most records carry a zero or two (no stress, a first event's load).
+    if value == 0.0 && value.is_sign_positive() {
+        out.push_str("0.0");
+        return true;
+    }
     let Some((negative, units)) = py_round4_units(value) else {
         crate::jsonw::push_f64(out, py_round(value, 4));
         return false;

@@ -86,6 +86,8 @@ fn read_members(doc: &mut FalcoDoc<'_>, b: &[u8], i: usize, top: bool) -> Option
     if c == b'}' {
         return Some(i + 1);
     }
+    // Looked up once, not per member.
+    let names = if top { top_index() } else { field_index() };
     loop {
         if c != b'"' {
             return None;
@@ -107,11 +109,13 @@ fn read_members(doc: &mut FalcoDoc<'_>, b: &[u8], i: usize, top: bool) -> Option
                 value_end(b, i, first)?
             };
         } else {
-            let slot = if top {
-                top_index().slot(key).map(|s| &mut doc.top[s])
-            } else {
-                field_index().slot(key).map(|s| &mut doc.fields[s])
-            };
+            let slot = names.slot(key).map(|s| {
+                if top {
+                    &mut doc.top[s]
+                } else {
+                    &mut doc.fields[s]
+                }
+            });
             if first == b'"' {
                 let (end, plain) = string_end(b, i)?;
                 if let Some(slot) = slot {
