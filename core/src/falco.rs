@@ -397,7 +397,7 @@ impl Span {
 /// A Falco line as the gate needs it: the known top-level members and the
 /// known `output_fields` members, located; everything else only validated.
 /// A later duplicate key replaces an earlier one, as Python's dict does.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct FalcoDoc<'a> {
     text: &'a str,
     top: [Span; TOP_KEYS.len()],
@@ -428,8 +428,13 @@ impl<'a> FalcoDoc<'a> {
         }
     }
 
-    /// [`Self::read`] by the general reader alone (any JSON Python reads).
-    fn read_general(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
+    /// [`Self::read`] by the general reader alone, without the fast path
+    /// for Falco-shaped lines: the reference that path is tested (and
+    /// fuzzed) against. Same result as [`Self::read`] on every line.
+    pub fn read_general(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
+        if text.len() > (JSON_BIT - 1) as usize {
+            return Err(LineError::TooLong { bytes: text.len() });
+        }
         let mut doc = FalcoDoc::empty(text);
         let mut reader = Reader::new(text);
         reader.skip_ws();

@@ -35,6 +35,13 @@ pub fn check_acceptance_agrees(raw: &[u8]) {
     };
     let full = json::parse(text);
     let falco = FalcoDoc::read(text);
+    // The fast path for Falco-shaped lines locates what the general reader
+    // locates, and accepts and rejects alike.
+    assert_eq!(
+        falco,
+        FalcoDoc::read_general(text),
+        "the fast path and the general reader disagree"
+    );
     match (&full, &falco) {
         (Ok(JsonValue::Object(_)), Ok(_)) => {}
         (Ok(JsonValue::Object(_)), Err(e)) => {

@@ -112,3 +112,46 @@ fn real_network_fields_see_both_ends_of_real_connections() {
         "the reference mapping sees at most one end: {with_reference:?}"
     );
 }
+
+/// Every line of every corpus here — the parity corpus, the real recorded
+/// ones, the shipped examples and hostile files — reads the same through
+/// the fast path for Falco-shaped lines as through the general reader
+/// alone: the same members located, the same errors.
+#[test]
+fn the_fast_reader_agrees_with_the_general_reader_on_every_corpus_line() {
+    use scbe_core::falco::{classify_line, FalcoDoc, RawLine};
+    let mut files = Vec::new();
+    for dir in ["corpora", "corpora/examples", "corpora/hostile"] {
+        files.extend(jsonl_files(&crate::support::root().join(dir)));
+    }
+    if let Some(shared) = shared_dir("fast reader on shared corpora") {
+        files.push(shared.join("parity/corpus.jsonl"));
+        files.extend(real_files(&shared));
+    }
+    let mut read_ok = 0;
+    for path in &files {
+        let bytes = std::fs::read(path).expect("corpus reads");
+        for raw in bytes.split(|&b| b == b'\n') {
+            let Ok(RawLine::Text(text)) = classify_line(raw) else {
+                continue;
+            };
+            let general = FalcoDoc::read_general(text);
+            assert_eq!(FalcoDoc::read(text), general, "{}: {text}", path.display());
+            read_ok += usize::from(general.is_ok());
+        }
+    }
+    assert!(
+        read_ok > 100,
+        "only {read_ok} lines read: the corpora are missing"
+    );
+}
+
+fn jsonl_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("corpus directory exists")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+}
