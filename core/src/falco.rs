@@ -333,6 +333,7 @@ impl<'a> RawValue<'a> {
     fn push_str_to(self, out: &mut String) {
         let text = match self {
             RawValue::Text(text) => py_strip(text),
+            // `str()` of a plain integer (a port, say) is its literal.
             RawValue::Json(digits) if small_decimal(digits) => digits,
             RawValue::Json(_) => {
                 out.push_str(&to_str(&self.value()));
@@ -341,16 +342,6 @@ impl<'a> RawValue<'a> {
         };
         crate::pystr::make_room(out, text.len());
         out.push_str(text);
-    }
-
-    /// `str(v).strip()`.
-    fn to_str(self) -> String {
-        match self {
-            RawValue::Text(text) => py_strip(text).to_owned(),
-            // `str()` of a plain integer (a port, say) is its literal.
-            RawValue::Json(digits) if small_decimal(digits) => digits.to_owned(),
-            RawValue::Json(_) => to_str(&self.value()),
-        }
     }
 }
 
@@ -365,6 +356,12 @@ struct Span {
 }
 
 const JSON_BIT: u32 = 1 << 31;
+
+/// Whether every position in `text` fits a [`Span`] (lines are far
+/// shorter; a longer text is an error, not a document).
+fn spans_fit(text: &str) -> bool {
+    text.len() <= (JSON_BIT - 1) as usize
+}
 
 impl Span {
     const ABSENT: Span = Span { start: 0, len: 0 };
@@ -408,9 +405,6 @@ impl<'a> FalcoDoc<'a> {
     /// Read one line: valid JSON (Python's `json.loads` acceptance), and an
     /// object, or an error saying which.
     pub fn read(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
-        if text.len() > (JSON_BIT - 1) as usize {
-            return Err(LineError::TooLong { bytes: text.len() });
-        }
         // Falco's own compact lines take the fast path; anything else (and
         // every error) is the general reader's.
         if let Some(doc) = compact::read(text) {
@@ -419,7 +413,7 @@ impl<'a> FalcoDoc<'a> {
         FalcoDoc::read_general(text)
     }
 
-    /// No member located yet.
+    /// No member located yet (`text` must [`spans_fit`]).
     fn empty(text: &'a str) -> FalcoDoc<'a> {
         FalcoDoc {
             text,
@@ -432,7 +426,7 @@ impl<'a> FalcoDoc<'a> {
     /// for Falco-shaped lines: the reference that path is tested (and
     /// fuzzed) against. Same result as [`Self::read`] on every line.
     pub fn read_general(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
-        if text.len() > (JSON_BIT - 1) as usize {
+        if !spans_fit(text) {
             return Err(LineError::TooLong { bytes: text.len() });
         }
         let mut doc = FalcoDoc::empty(text);
@@ -596,7 +590,12 @@ pub fn map_event_into(doc: &FalcoDoc<'_>, options: &MappingOptions, event: &mut 
         .unwrap_or(top(top_key!("evt_type"), EMPTY_STR));
     let evt_type: std::borrow::Cow<'_, str> = match evt_type_raw {
         RawValue::Text(text) if plain_lowercase(text) => std::borrow::Cow::Borrowed(text),
-        other => std::borrow::Cow::Owned(lower_owned(other.to_str())),
+        other => {
+            let mut text = String::new();
+            other.push_str_to(&mut text);
+            lower_in_place(&mut text);
+            std::borrow::Cow::Owned(text)
+        }
     };
     event.operation.clear();
     event.operation.push_str(operation_class(&evt_type));
@@ -697,19 +696,6 @@ fn plain_lowercase(text: &str) -> bool {
             .all(|b| (b'!'..=b'~').contains(&b) && !b.is_ascii_uppercase())
 }
 
-/// Python's `lower()` of an owned string, reusing it when it is already
-/// lowercase ASCII (the usual process and event names).
-fn lower_owned(text: String) -> String {
-    if text
-        .bytes()
-        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-    {
-        text
-    } else {
-        py_lower(&text)
-    }
-}
-
 /// A JSON integer literal with no sign trouble and at most 18 digits: it
 /// parses as an `i64` and is already canonical (`-0` is not).
 fn small_decimal(literal: &str) -> bool {
@@ -721,7 +707,8 @@ fn small_decimal(literal: &str) -> bool {
         && literal != "-0"
 }
 
-/// [`lower_owned`] in place.
+/// Python's `lower()` in place, leaving the string as it is when it is
+/// already lowercase ASCII (the usual process and event names).
 fn lower_in_place(text: &mut String) {
     if !text
         .bytes()

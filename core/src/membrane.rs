@@ -241,9 +241,7 @@ impl ScanScratch {
     /// Keep a decided record's event and process key for reuse: mapping the
     /// next event into their strings saves a dozen allocations per event.
     pub fn recycle(&mut self, record: crate::record::DecisionRecord) {
-        if self.spare.len() < SPARE_EVENTS_MAX {
-            self.spare.push((record.event, record.process_key));
-        }
+        self.keep_spare(record.event, record.process_key);
     }
 
     /// An event and a process-key buffer to fill (spent ones first).
@@ -251,8 +249,9 @@ impl ScanScratch {
         self.spare.pop().unwrap_or_default()
     }
 
-    /// Hand back an event that was not used after all (its line had an error).
-    pub(crate) fn return_spare(&mut self, event: KernelEvent, key: String) {
+    /// Keep an event and key buffer for reuse (a spent one, or one not used
+    /// after all because its line had an error).
+    pub(crate) fn keep_spare(&mut self, event: KernelEvent, key: String) {
         if self.spare.len() < SPARE_EVENTS_MAX {
             self.spare.push((event, key));
         }

@@ -98,7 +98,7 @@ impl DecisionRecord {
 
 /// Room reserved up front for one record: most are about 660 bytes with an
 /// ALLOW plan, so they are written without growing the buffer midway.
-const RECORD_BYTES_TYPICAL: usize = 768;
+pub const RECORD_BYTES_TYPICAL: usize = 768;
 
 fn write_event_json(e: &KernelEvent, out: &mut String) {
     let mut o = ObjectWriter::new(out);
@@ -247,21 +247,11 @@ pub fn prepare_line(
         Ok(RawLine::Text(text)) => text,
         Err(e) => return PreparedLine::Error(e),
     };
-    let (mut event, mut process_key) = scratch.spare_event();
+    let (mut event, process_key) = scratch.spare_event();
     match falco::parse_event_into(text, mapping, &mut event) {
-        Ok(()) => {
-            event.process_key_into(&mut process_key);
-            let features = gate.features(&event, scratch);
-            let assessment = gate.assess(&features);
-            PreparedLine::Event(Box::new(Prepared {
-                event,
-                process_key,
-                features,
-                assessment,
-            }))
-        }
+        Ok(()) => PreparedLine::Event(Box::new(prepare_keyed(gate, event, process_key, scratch))),
         Err(e) => {
-            scratch.return_spare(event, process_key);
+            scratch.keep_spare(event, process_key);
             PreparedLine::Error(e)
         }
     }
@@ -269,11 +259,22 @@ pub fn prepare_line(
 
 /// The stateless stage for an already-mapped event.
 pub fn prepare_event(gate: &Gate, event: KernelEvent, scratch: &mut ScanScratch) -> Prepared {
+    prepare_keyed(gate, event, String::new(), scratch)
+}
+
+/// [`prepare_event`], writing the process key into `process_key`'s buffer.
+fn prepare_keyed(
+    gate: &Gate,
+    event: KernelEvent,
+    mut process_key: String,
+    scratch: &mut ScanScratch,
+) -> Prepared {
+    event.process_key_into(&mut process_key);
     let features = gate.features(&event, scratch);
     let assessment = gate.assess(&features);
     Prepared {
-        process_key: event.process_key(),
         event,
+        process_key,
         features,
         assessment,
     }

@@ -25,6 +25,7 @@ use anyhow::{Context, Result};
 use scbe_core::falco::LineError;
 use scbe_core::limits::{ERROR_RAW_CHARS_MAX, LINE_BYTES_MAX};
 use scbe_core::membrane::ScanScratch;
+use scbe_core::record::RECORD_BYTES_TYPICAL;
 use scbe_core::{
     finish_record, prepare_line, Advance, Bridge, CellState, EnforcementPlanner, Gate,
     KernelAction, MappingOptions, PlannerConfig, Prepared, PreparedLine, Timestamp,
@@ -328,8 +329,8 @@ fn replay_on_workers(
     started: Instant,
 ) -> Result<ReplaySummary> {
     // Every worker holds a batch (and its events and records), so batches
-    // shrink as workers are added: memory stays about that of two full
-    // batches in flight whatever the thread count.
+    // shrink as workers are added: memory stays about that of
+    // WORKER_LINES_IN_FLIGHT lines whatever the thread count.
     let lines_max = (WORKER_LINES_IN_FLIGHT / config.threads).max(BATCH_LINES_FIRST);
     let live = corpus.live;
     let reader = BatchReader::spawn_with_lines_max(corpus.reader, live, lines_max)
@@ -654,7 +655,7 @@ fn render_batch(
         // Records reserve RECORD_BYTES_TYPICAL each before writing; room for
         // that many keeps the batch's buffer from doubling (and copying
         // itself) near its end.
-        text: String::with_capacity(slots.len() * 800),
+        text: String::with_capacity(slots.len() * RECORD_BYTES_TYPICAL),
         ..Rendered::default()
     };
     for slot in slots {

@@ -14,7 +14,7 @@
 //! accepts is one the general reader accepts too, with the same members
 //! located (the tests check this on generated lines).
 
-use super::{field_index, top_index, FalcoDoc, Span, KNOWN_FIELDS};
+use super::{field_index, spans_fit, top_index, FalcoDoc, Span, KNOWN_FIELDS};
 use crate::bytescan::find_json_special;
 use crate::json::skip_digits;
 
@@ -25,6 +25,9 @@ const NUMBER_CHARS_MAX: usize = 64;
 /// `text` read as a compact Falco object, or `None` when it is not in that
 /// shape (valid or not): then the general reader must read it.
 pub(super) fn read(text: &str) -> Option<FalcoDoc<'_>> {
+    if !spans_fit(text) {
+        return None;
+    }
     let bytes = text.as_bytes();
     let (start, open) = token(bytes, 0)?;
     if open != b'{' {
@@ -146,13 +149,14 @@ fn read_members(doc: &mut FalcoDoc<'_>, b: &[u8], i: usize, top: bool) -> Option
 }
 
 /// The index of the closing quote of the string whose opening quote is at
-/// `i`, when the string has no escape and no control character.
+/// `i`, when the string has no escape (member names are looked up as they
+/// are written, so an escaped one is the general reader's).
 #[inline(always)]
 fn plain_string_end(b: &[u8], i: usize) -> Option<usize> {
-    let start = i + 1;
-    let rest = b.get(start..)?;
-    let len = find_json_special(rest, b'"')?;
-    (rest[len] == b'"').then_some(start + len)
+    match string_end(b, i)? {
+        (end, true) => Some(end - 1),
+        (_, false) => None,
+    }
 }
 
 /// Just past the string whose opening quote is at `i`, and whether it had
