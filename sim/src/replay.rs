@@ -27,13 +27,11 @@ use scbe_core::limits::{ERROR_RAW_CHARS_MAX, LINE_BYTES_MAX};
 use scbe_core::membrane::ScanScratch;
 use scbe_core::record::RECORD_BYTES_TYPICAL;
 use scbe_core::{
-    finish_record, prepare_line, Advance, Bridge, CellState, EnforcementPlanner, Gate,
+    finish_record, prepare_lines, Advance, Bridge, CellState, EnforcementPlanner, Gate,
     KernelAction, MappingOptions, PlannerConfig, Prepared, PreparedLine, Timestamp,
 };
 
-use crate::input::{
-    raw_prefix, Batch, BatchReader, Corpus, LineSlot, BATCH_LINES_FIRST, BATCH_LINES_MAX,
-};
+use crate::input::{raw_prefix, Batch, BatchReader, Corpus, BATCH_LINES_FIRST, BATCH_LINES_MAX};
 use crate::output::RecordSink;
 use crate::progress::Progress;
 
@@ -609,35 +607,24 @@ fn absorb(
     Ok(())
 }
 
-/// One line of stage 1; a line over the limit was not kept whole.
-fn prepare_slot(
-    gate: &Gate,
-    mapping: &MappingOptions,
-    batch: &Batch,
-    slot: &LineSlot,
-    scratch: &mut ScanScratch,
-) -> PreparedLine {
-    if slot.full_len > LINE_BYTES_MAX {
-        return PreparedLine::Error(LineError::TooLong {
-            bytes: slot.full_len,
-        });
-    }
-    prepare_line(gate, mapping, batch.line(slot), scratch)
-}
-
 /// Stage 1 for a batch, on the calling thread (the one thread of a
-/// one-thread run, or a worker).
+/// one-thread run, or a worker). A line over the limit was not kept whole.
 fn prepare_batch(
     gate: &Gate,
     mapping: &MappingOptions,
     batch: &Batch,
     scratch: &mut ScanScratch,
 ) -> Vec<PreparedLine> {
-    batch
-        .lines
-        .iter()
-        .map(|slot| prepare_slot(gate, mapping, batch, slot, scratch))
-        .collect()
+    let lines = batch.lines.iter().map(|slot| {
+        if slot.full_len > LINE_BYTES_MAX {
+            Err(LineError::TooLong {
+                bytes: slot.full_len,
+            })
+        } else {
+            Ok(batch.line(slot))
+        }
+    });
+    prepare_lines(gate, mapping, lines, scratch)
 }
 
 /// Stage 3 for a batch: each decided line's record (notes, plan, JSON), and
