@@ -278,16 +278,17 @@ pub fn prepare_lines<'a>(
             })
         })
         .collect();
+    // Documents are read where they lie (each is about half a kilobyte).
     let mapped: Vec<Result<Option<(KernelEvent, String)>, LineError>> = docs
-        .into_iter()
-        .map(|doc| {
-            doc.map(|doc| {
-                doc.map(|doc| {
-                    let (mut event, process_key) = scratch.spare_event();
-                    falco::map_event_into(&doc, mapping, &mut event);
-                    (event, process_key)
-                })
-            })
+        .iter()
+        .map(|doc| match doc {
+            Err(e) => Err(e.clone()),
+            Ok(None) => Ok(None),
+            Ok(Some(doc)) => {
+                let (mut event, process_key) = scratch.spare_event();
+                falco::map_event_into(doc, mapping, &mut event);
+                Ok(Some((event, process_key)))
+            }
         })
         .collect();
     mapped
