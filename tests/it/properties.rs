@@ -119,6 +119,56 @@ proptest! {
         }
     }
 
+    /// A batch prepared stage by stage (as replay prepares it) is what its
+    /// lines give one by one (as the agent prepares them): random bytes,
+    /// JSON-shaped lines, blanks and lines the caller already rejected, in
+    /// any order, with the second batch mapped into the first's spent events.
+    #[test]
+    fn a_prepared_batch_is_its_lines_prepared_one_by_one(
+        lines in proptest::collection::vec(prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..80),
+            (0u32..40, proptest::sample::select(SNIPPETS), any::<bool>()).prop_map(|(pid, cmd, spaced)| {
+                let sep = if spaced { " " } else { "" };
+                format!("{{\"hostname\":{sep}\"h{}\",\"output_fields\":{sep}{{\"evt.type\":\"execve\",\"proc.pid\":{sep}{pid},\"proc.name\":\"p\",\"proc.cmdline\":{}}}}}", pid % 3, serde_json::to_string(cmd).unwrap()).into_bytes()
+            }),
+            Just(b"   ".to_vec()),
+            Just(Vec::new()),
+        ], 0..40),
+        rejected in proptest::collection::vec(any::<bool>(), 40),
+    ) {
+        use scbe_core::falco::LineError;
+        use scbe_core::{prepare_line, prepare_lines, PreparedLine};
+        let gate = Gate::reference();
+        let mapping = MappingOptions::default();
+        let input = || lines.iter().zip(&rejected).map(|(line, &rejected)| {
+            if rejected && line.len() > 60 {
+                Err(LineError::TooLong { bytes: line.len() })
+            } else {
+                Ok(line.as_slice())
+            }
+        });
+        let mut alone = ScanScratch::default();
+        let expected: Vec<String> = input().map(|line| match line {
+            Ok(raw) => format!("{:?}", prepare_line(&gate, &mapping, raw, &mut alone)),
+            Err(e) => format!("{:?}", PreparedLine::Error(e)),
+        }).collect();
+        let mut scratch = ScanScratch::default();
+        for _ in 0..2 {
+            let batch = prepare_lines(&gate, &mapping, input(), &mut scratch);
+            let got: Vec<String> = batch.iter().map(|p| format!("{p:?}")).collect();
+            prop_assert_eq!(&got, &expected);
+            for line in batch {
+                if let PreparedLine::Event(prepared) = line {
+                    let advance = scbe_core::Advance {
+                        resolution: gate.resolve(&prepared.assessment, 0.0),
+                        admitted: true,
+                    };
+                    scratch.recycle(scbe_core::finish_record(&gate, None, *prepared, advance));
+                }
+            }
+        }
+    }
+
     #[test]
     fn sequential_replay_equals_parallel_replay(
         lines in proptest::collection::vec((0usize..6, 0u32..40, proptest::sample::select(SNIPPETS)), 1..300),
