@@ -278,7 +278,8 @@ pub fn prepare_lines<'a>(
             })
         })
         .collect();
-    // Documents are read where they lie (each is about half a kilobyte).
+    // Each document is mapped where it lies in `docs` (it is about half a
+    // kilobyte; moving it out would copy it).
     let mapped: Vec<Result<Option<(KernelEvent, String)>, LineError>> = docs
         .iter()
         .map(|doc| match doc {
