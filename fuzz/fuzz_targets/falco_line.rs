@@ -6,7 +6,8 @@
 //! no panic; the intake's JSON check and the gate agree on acceptance; every
 //! record is one line of valid JSON with SPEC §8's keys; every score is in
 //! [0, 1]; the decision follows the thresholds; the domain never emits an
-//! action outside its set; ALLOW plans carry no commands.
+//! action outside its set; ALLOW plans carry no commands; the lines prepared
+//! as one batch (replay's way) equal the lines prepared one by one.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -15,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use scbe_core::falco::{classify_line, RawLine};
 use scbe_core::turnstile::Domain;
 use scbe_core::{Bridge, Gate, LineOutcome, MappingOptions, PlannerConfig, Policy, Timestamp};
-use scbe_fuzz::{check_acceptance_agrees, check_record};
+use scbe_fuzz::{check_acceptance_agrees, check_batch_agrees, check_record};
 
 /// Lines per input: enough for state to matter, few enough to stay fast.
 const LINES_MAX: usize = 32;
@@ -51,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
         dry_run: true,
         capacity: gate.policy().state_capacity(),
     };
+    check_batch_agrees(gate, &mapping, data);
     let mut bridge = Bridge::new(Arc::clone(gate), mapping, Some(planner));
     for (i, raw) in data.split(|&b| b == b'\n').take(LINES_MAX).enumerate() {
         check_acceptance_agrees(raw);

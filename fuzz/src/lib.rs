@@ -7,7 +7,12 @@ use scbe_core::falco::{classify_line, FalcoDoc, LineError, RawLine};
 use scbe_core::json::{self, JsonValue};
 use scbe_core::pystr::py_round;
 use scbe_core::turnstile::{Decision, Domain, TurnstileAction};
-use scbe_core::{DecisionRecord, Gate, KernelAction};
+use scbe_core::falco::MappingOptions;
+use scbe_core::membrane::ScanScratch;
+use scbe_core::{
+    finish_record, prepare_line, prepare_lines, Advance, DecisionRecord, Gate, KernelAction,
+    PreparedLine,
+};
 
 /// SPEC §8: the record's keys, in order (`enforcement` last when planned).
 pub const RECORD_KEYS: [&str; 13] = [
@@ -53,6 +58,34 @@ pub fn check_acceptance_agrees(raw: &[u8]) {
         (Err(_), Err(LineError::Json(_))) => {}
         (Err(e), Ok(_)) => panic!("the gate accepts a line json::parse rejects: {e}"),
         (Err(e), Err(other)) => panic!("json::parse says {e} but the gate says {other:?}"),
+    }
+}
+
+/// Replay prepares a batch one stage at a time (`prepare_lines`); the agent
+/// prepares line by line (`prepare_line`). Both must give the same result
+/// for every line, also when the batch maps into spent events.
+pub fn check_batch_agrees(gate: &Gate, mapping: &MappingOptions, data: &[u8]) {
+    let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').take(32).collect();
+    let mut alone = ScanScratch::default();
+    let expected: Vec<String> = lines
+        .iter()
+        .map(|raw| format!("{:?}", prepare_line(gate, mapping, raw, &mut alone)))
+        .collect();
+    let mut scratch = ScanScratch::default();
+    for round in 0..2 {
+        let input = lines.iter().map(|&raw| Ok::<_, LineError>(raw));
+        let batch = prepare_lines(gate, mapping, input, &mut scratch);
+        let got: Vec<String> = batch.iter().map(|p| format!("{p:?}")).collect();
+        assert_eq!(got, expected, "batch and line-by-line preparation differ (round {round})");
+        for line in batch.into_iter().rev() {
+            if let PreparedLine::Event(prepared) = line {
+                let advance = Advance {
+                    resolution: gate.resolve(&prepared.assessment, 0.0),
+                    admitted: true,
+                };
+                scratch.recycle(finish_record(gate, None, *prepared, advance));
+            }
+        }
     }
 }
 
