@@ -3,12 +3,12 @@
 //! Each check panics with a message naming the broken invariant, which is
 //! what libFuzzer reports as a crash.
 
+use scbe_core::falco::MappingOptions;
 use scbe_core::falco::{classify_line, FalcoDoc, LineError, RawLine};
 use scbe_core::json::{self, JsonValue};
+use scbe_core::membrane::ScanScratch;
 use scbe_core::pystr::py_round;
 use scbe_core::turnstile::{Decision, Domain, TurnstileAction};
-use scbe_core::falco::MappingOptions;
-use scbe_core::membrane::ScanScratch;
 use scbe_core::{
     finish_record, prepare_line, prepare_lines, Advance, DecisionRecord, Gate, KernelAction,
     PreparedLine,
@@ -76,7 +76,10 @@ pub fn check_batch_agrees(gate: &Gate, mapping: &MappingOptions, data: &[u8]) {
         let input = lines.iter().map(|&raw| Ok::<_, LineError>(raw));
         let batch = prepare_lines(gate, mapping, input, &mut scratch);
         let got: Vec<String> = batch.iter().map(|p| format!("{p:?}")).collect();
-        assert_eq!(got, expected, "batch and line-by-line preparation differ (round {round})");
+        assert_eq!(
+            got, expected,
+            "batch and line-by-line preparation differ (round {round})"
+        );
         for line in batch.into_iter().rev() {
             if let PreparedLine::Event(prepared) = line {
                 let advance = Advance {
