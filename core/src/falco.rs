@@ -110,18 +110,6 @@ pub fn parse_event(line: &str, options: &MappingOptions) -> Result<KernelEvent, 
     Ok(map_event(&doc, options))
 }
 
-/// [`parse_event`] into an existing event (see [`map_event_into`]); on an
-/// error the event is left as it was.
-pub fn parse_event_into(
-    line: &str,
-    options: &MappingOptions,
-    event: &mut KernelEvent,
-) -> Result<(), LineError> {
-    let doc = FalcoDoc::read(line)?;
-    map_event_into(&doc, options, event);
-    Ok(())
-}
-
 /// Every `output_fields` key the mapping reads. One pass over the members
 /// files each known key into its slot (a later duplicate overwrites an
 /// earlier one, as Python's dict keeps the last), so lookups are O(1).
@@ -964,7 +952,7 @@ mod tests {
             for before in samples {
                 for line in samples {
                     let mut event = parse_event(before, &options).unwrap();
-                    parse_event_into(line, &options, &mut event).unwrap();
+                    map_event_into(&FalcoDoc::read(line).unwrap(), &options, &mut event);
                     assert_eq!(
                         event,
                         parse_event(line, &options).unwrap(),

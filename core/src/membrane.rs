@@ -249,8 +249,7 @@ impl ScanScratch {
         self.spare.pop().unwrap_or_default()
     }
 
-    /// Keep an event and key buffer for reuse (a spent one, or one not used
-    /// after all because its line had an error).
+    /// Keep a spent event and key buffer for reuse.
     pub(crate) fn keep_spare(&mut self, event: KernelEvent, key: String) {
         if self.spare.len() < SPARE_EVENTS_MAX {
             self.spare.push((event, key));

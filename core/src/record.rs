@@ -242,19 +242,8 @@ pub fn prepare_line(
     raw: &[u8],
     scratch: &mut ScanScratch,
 ) -> PreparedLine {
-    let text = match falco::classify_line(raw) {
-        Ok(RawLine::Blank) => return PreparedLine::Blank,
-        Ok(RawLine::Text(text)) => text,
-        Err(e) => return PreparedLine::Error(e),
-    };
-    let (mut event, process_key) = scratch.spare_event();
-    match falco::parse_event_into(text, mapping, &mut event) {
-        Ok(()) => PreparedLine::Event(Box::new(prepare_keyed(gate, event, process_key, scratch))),
-        Err(e) => {
-            scratch.keep_spare(event, process_key);
-            PreparedLine::Error(e)
-        }
-    }
+    let mapped = read_line(raw).map(|doc| doc.map(|doc| map_into_spare(&doc, mapping, scratch)));
+    prepare_mapped(gate, mapped, scratch)
 }
 
 /// [`prepare_line`] over a batch of lines (each `Ok(raw line)`, or the error
@@ -270,38 +259,57 @@ pub fn prepare_lines<'a>(
     lines: impl Iterator<Item = Result<&'a [u8], LineError>>,
     scratch: &mut ScanScratch,
 ) -> Vec<PreparedLine> {
-    let docs: Vec<Result<Option<FalcoDoc<'a>>, LineError>> = lines
-        .map(|line| {
-            line.and_then(|raw| match falco::classify_line(raw)? {
-                RawLine::Blank => Ok(None),
-                RawLine::Text(text) => FalcoDoc::read(text).map(Some),
-            })
-        })
-        .collect();
+    let docs: Vec<Result<Option<FalcoDoc<'a>>, LineError>> =
+        lines.map(|line| line.and_then(read_line)).collect();
     // Each document is mapped where it lies in `docs` (it is about half a
     // kilobyte; moving it out would copy it).
-    let mapped: Vec<Result<Option<(KernelEvent, String)>, LineError>> = docs
+    let mapped: Vec<MappedLine> = docs
         .iter()
         .map(|doc| match doc {
             Err(e) => Err(e.clone()),
-            Ok(None) => Ok(None),
-            Ok(Some(doc)) => {
-                let (mut event, process_key) = scratch.spare_event();
-                falco::map_event_into(doc, mapping, &mut event);
-                Ok(Some((event, process_key)))
-            }
+            Ok(doc) => Ok(doc
+                .as_ref()
+                .map(|doc| map_into_spare(doc, mapping, scratch))),
         })
         .collect();
     mapped
         .into_iter()
-        .map(|line| match line {
-            Err(e) => PreparedLine::Error(e),
-            Ok(None) => PreparedLine::Blank,
-            Ok(Some((event, process_key))) => {
-                PreparedLine::Event(Box::new(prepare_keyed(gate, event, process_key, scratch)))
-            }
-        })
+        .map(|line| prepare_mapped(gate, line, scratch))
         .collect()
+}
+
+/// A line read and mapped: its event and process-key buffer, `None` when
+/// blank.
+type MappedLine = Result<Option<(KernelEvent, String)>, LineError>;
+
+/// A raw line stripped and read; `None` when blank.
+fn read_line(raw: &[u8]) -> Result<Option<FalcoDoc<'_>>, LineError> {
+    match falco::classify_line(raw)? {
+        RawLine::Blank => Ok(None),
+        RawLine::Text(text) => FalcoDoc::read(text).map(Some),
+    }
+}
+
+/// `doc` mapped into a spare event, with a spare process-key buffer.
+fn map_into_spare(
+    doc: &FalcoDoc<'_>,
+    mapping: &MappingOptions,
+    scratch: &mut ScanScratch,
+) -> (KernelEvent, String) {
+    let (mut event, process_key) = scratch.spare_event();
+    falco::map_event_into(doc, mapping, &mut event);
+    (event, process_key)
+}
+
+/// The scan-and-score step of [`prepare_line`] for a mapped line.
+fn prepare_mapped(gate: &Gate, line: MappedLine, scratch: &mut ScanScratch) -> PreparedLine {
+    match line {
+        Err(e) => PreparedLine::Error(e),
+        Ok(None) => PreparedLine::Blank,
+        Ok(Some((event, process_key))) => {
+            PreparedLine::Event(Box::new(prepare_keyed(gate, event, process_key, scratch)))
+        }
+    }
 }
 
 /// The stateless stage for an already-mapped event.
