@@ -155,7 +155,14 @@ pub struct LineReader<R> {
     batch_lines: usize,
     /// Lines in a batch at most ([`BATCH_LINES_MAX`] unless set smaller).
     lines_max: usize,
+    /// Bytes a line of the next batch is expected to take (the last batch's
+    /// average, with a margin).
+    line_bytes_expected: usize,
 }
+
+/// [`LineReader::line_bytes_expected`] before any batch was read: about a
+/// Falco line's size.
+const LINE_BYTES_FIRST_GUESS: usize = 1536;
 
 impl<R: Read> LineReader<R> {
     pub fn new(inner: R) -> LineReader<R> {
@@ -167,6 +174,7 @@ impl<R: Read> LineReader<R> {
             live: false,
             batch_lines: BATCH_LINES_FIRST,
             lines_max: BATCH_LINES_MAX,
+            line_bytes_expected: LINE_BYTES_FIRST_GUESS,
         }
     }
 
@@ -189,6 +197,19 @@ impl<R: Read> LineReader<R> {
     pub fn next_batch(&mut self, batch: &mut Batch) -> io::Result<bool> {
         batch.data.clear();
         batch.lines.clear();
+        // Room for the whole batch up front, in a fresh buffer when the old
+        // one is too small: growing it midway, or even reserving while
+        // empty, copies its old contents (megabytes, while batches ramp up).
+        let bytes_wanted = self
+            .batch_lines
+            .saturating_mul(self.line_bytes_expected)
+            .min(BATCH_BYTES_MAX);
+        if batch.data.capacity() < bytes_wanted {
+            batch.data = Vec::with_capacity(bytes_wanted);
+        }
+        if batch.lines.capacity() < self.batch_lines {
+            batch.lines = Vec::with_capacity(self.batch_lines);
+        }
         while !self.eof
             && batch.lines.len() < self.batch_lines
             && batch.data.len() < BATCH_BYTES_MAX - LINE_BYTES_MAX
@@ -203,6 +224,10 @@ impl<R: Read> LineReader<R> {
             self.read_line(batch)?;
         }
         self.batch_lines = (self.batch_lines * 2).min(self.lines_max);
+        if !batch.lines.is_empty() {
+            let average = batch.data.len() / batch.lines.len();
+            self.line_bytes_expected = (average + average / 4).max(64);
+        }
         Ok(!batch.lines.is_empty())
     }
 
