@@ -41,7 +41,7 @@ pub use gate::{Assessment, CellState, EventFeatures, Gate, KernelAction, Resolut
 pub use policy::Policy;
 pub use policy_toml::{parse_policy, policy_to_toml, PolicyError};
 pub use record::{
-    finish_record, prepare_event, prepare_line, prepare_lines, Advance, Bridge, DecisionRecord,
-    LineOutcome, Prepared, PreparedLine,
+    finish_record, prepare_event, prepare_line, prepare_lines, record_tail, Advance, Bridge,
+    DecisionRecord, LineOutcome, Prepared, PreparedLine, RecordRef,
 };
 pub use turnstile::{Decision, Domain};

@@ -230,8 +230,11 @@ pub struct ScanScratch {
     ascii_lowered: Vec<u8>,
     /// The literal sets seen ([`LiteralFilter::search`]).
     seen: Vec<u64>,
-    /// Spent events and process keys, to be refilled.
-    spare: Vec<(KernelEvent, String)>,
+    /// Spent prepared events, whose strings the next lines are mapped into.
+    /// Boxed on purpose: each is handed on as the box it is in (a prepared
+    /// line holds a box), so keeping and reusing one moves a pointer.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<crate::record::Prepared>>,
 }
 
 /// Spent events kept for reuse at most (a replay batch's worth).
@@ -241,19 +244,30 @@ impl ScanScratch {
     /// Keep a decided record's event and process key for reuse: mapping the
     /// next event into their strings saves a dozen allocations per event.
     pub fn recycle(&mut self, record: crate::record::DecisionRecord) {
-        self.keep_spare(record.event, record.process_key);
-    }
-
-    /// An event and a process-key buffer to fill (spent ones first).
-    pub(crate) fn spare_event(&mut self) -> (KernelEvent, String) {
-        self.spare.pop().unwrap_or_default()
-    }
-
-    /// Keep a spent event and key buffer for reuse.
-    pub(crate) fn keep_spare(&mut self, event: KernelEvent, key: String) {
         if self.spare.len() < SPARE_EVENTS_MAX {
-            self.spare.push((event, key));
+            self.spare.push(Box::new(crate::record::Prepared {
+                event: record.event,
+                process_key: record.process_key,
+                features: record.features,
+                assessment: record.assessment,
+            }));
         }
+    }
+
+    /// Keep a spent prepared event, box and all, for reuse (see
+    /// [`Self::recycle`]).
+    pub fn recycle_prepared(&mut self, prepared: Box<crate::record::Prepared>) {
+        if self.spare.len() < SPARE_EVENTS_MAX {
+            self.spare.push(prepared);
+        }
+    }
+
+    /// A prepared event's box to map the next line into: a spent one, or a
+    /// new one whose fields the prepare stage fills.
+    pub(crate) fn spare_prepared(&mut self) -> Box<crate::record::Prepared> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Box::new(crate::record::Prepared::unfilled()))
     }
 }
 

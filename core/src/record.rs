@@ -32,16 +32,53 @@ impl DecisionRecord {
         self.resolution.kernel_action
     }
 
+    /// The record's written parts, borrowed.
+    pub fn as_record_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            event: &self.event,
+            assessment: &self.assessment,
+            resolution: &self.resolution,
+            notes: &self.notes,
+            enforcement: self.enforcement.as_ref(),
+        }
+    }
+
     /// Write the record as one compact JSON object (no newline), keys in the
     /// SPEC §8 order; `include_event` adds the normalized `kernel_event`.
+    pub fn write_json(&self, out: &mut String, include_event: bool) {
+        self.as_record_ref().write_json(out, include_event);
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(1024);
+        self.write_json(&mut out, false);
+        out
+    }
+}
+
+/// What a record writes, borrowed from wherever its parts are: a
+/// [`DecisionRecord`], or a prepared event and the tail built for it
+/// ([`record_tail`]), so that a replay writes records without moving each
+/// event (several hundred bytes) into a record and out again.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub event: &'a KernelEvent,
+    pub assessment: &'a Assessment,
+    pub resolution: &'a Resolution,
+    pub notes: &'a [Cow<'static, str>],
+    pub enforcement: Option<&'a EnforcementPlan>,
+}
+
+impl RecordRef<'_> {
+    /// [`DecisionRecord::write_json`].
     ///
     /// This runs once per event, so it is written as fixed fragments (each
     /// key with its punctuation) between the values rather than through an
     /// [`ObjectWriter`]; the order of the statements is the key order. The
     /// enum names (`ALLOW`, `HEALTHY`, …) are plain ASCII and need no escape.
     pub fn write_json(&self, out: &mut String, include_event: bool) {
-        let e = &self.event;
-        let r = &self.resolution;
+        let e = self.event;
+        let r = self.resolution;
         out.reserve(RECORD_BYTES_TYPICAL);
         out.push_str("{\"host\":");
         push_str(out, &e.host);
@@ -82,17 +119,11 @@ impl DecisionRecord {
             out.push_str(",\"kernel_event\":");
             write_event_json(e, out);
         }
-        if let Some(plan) = &self.enforcement {
+        if let Some(plan) = self.enforcement {
             out.push_str(",\"enforcement\":");
             plan.write_json(out);
         }
         out.push('}');
-    }
-
-    pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(1024);
-        self.write_json(&mut out, false);
-        out
     }
 }
 
@@ -133,7 +164,20 @@ pub fn build_notes(
     resolution: &Resolution,
 ) -> Vec<Cow<'static, str>> {
     let mut notes = Vec::with_capacity(6);
-    push_scan_reasons(features.scan, &mut notes);
+    build_notes_into(gate, event, features, resolution, &mut notes);
+    notes
+}
+
+/// [`build_notes`] into `notes` (cleared first), reusing its room.
+pub fn build_notes_into(
+    gate: &Gate,
+    event: &KernelEvent,
+    features: &EventFeatures,
+    resolution: &Resolution,
+    notes: &mut Vec<Cow<'static, str>>,
+) {
+    notes.clear();
+    push_scan_reasons(features.scan, notes);
     // Empty (and unallocated) for most events.
     let mut integrity_notes = Vec::new();
     integrity::push_notes(
@@ -153,7 +197,6 @@ pub fn build_notes(
             "enemy friction elevated at kernel gate"
         },
     ));
-    notes
 }
 
 /// The JSON form of a note that is one of the fixed texts most records carry
@@ -227,6 +270,36 @@ pub struct Prepared {
     pub assessment: Assessment,
 }
 
+impl Prepared {
+    /// A box for the prepare stage to fill: every field is overwritten
+    /// before the event leaves that stage.
+    pub(crate) fn unfilled() -> Prepared {
+        Prepared {
+            event: KernelEvent::default(),
+            process_key: String::new(),
+            features: EventFeatures {
+                scan: ScanHits::default(),
+                integrity: integrity::IntegrityFeatures {
+                    operation: None,
+                    untrusted_signer: false,
+                    hash: integrity::HashState::Missing,
+                    sensitive_matches: 0,
+                    pair_matches: 0,
+                    n_pair_matches: 0,
+                },
+                observed: 0.0,
+            },
+            assessment: Assessment {
+                scan_risk: 0.0,
+                integrity_risk: 0.0,
+                suspicion: 0.0,
+                geometry: 0.0,
+                decision: crate::turnstile::Decision::Allow,
+            },
+        }
+    }
+}
+
 /// A line after the stateless stage.
 #[derive(Debug)]
 pub enum PreparedLine {
@@ -278,9 +351,9 @@ pub fn prepare_lines<'a>(
         .collect()
 }
 
-/// A line read and mapped: its event and process-key buffer, `None` when
-/// blank.
-type MappedLine = Result<Option<(KernelEvent, String)>, LineError>;
+/// A line read and mapped: a box whose event is mapped (its process key,
+/// features and assessment are still a spent event's), `None` when blank.
+type MappedLine = Result<Option<Box<Prepared>>, LineError>;
 
 /// A raw line stripped and read; `None` when blank.
 fn read_line(raw: &[u8]) -> Result<Option<FalcoDoc<'_>>, LineError> {
@@ -290,41 +363,41 @@ fn read_line(raw: &[u8]) -> Result<Option<FalcoDoc<'_>>, LineError> {
     }
 }
 
-/// `doc` mapped into a spare event, with a spare process-key buffer.
+/// `doc` mapped into a spent prepared event's box (a new one when none is
+/// left).
 fn map_into_spare(
     doc: &FalcoDoc<'_>,
     mapping: &MappingOptions,
     scratch: &mut ScanScratch,
-) -> (KernelEvent, String) {
-    let (mut event, process_key) = scratch.spare_event();
-    falco::map_event_into(doc, mapping, &mut event);
-    (event, process_key)
+) -> Box<Prepared> {
+    let mut prepared = scratch.spare_prepared();
+    falco::map_event_into(doc, mapping, &mut prepared.event);
+    prepared
 }
 
-/// The scan-and-score step of [`prepare_line`] for a mapped line.
+/// The scan-and-score step of [`prepare_line`] for a mapped line, in place.
 fn prepare_mapped(gate: &Gate, line: MappedLine, scratch: &mut ScanScratch) -> PreparedLine {
     match line {
         Err(e) => PreparedLine::Error(e),
         Ok(None) => PreparedLine::Blank,
-        Ok(Some((event, process_key))) => {
-            PreparedLine::Event(Box::new(prepare_keyed(gate, event, process_key, scratch)))
+        Ok(Some(mut prepared)) => {
+            let Prepared {
+                event,
+                process_key,
+                features,
+                assessment,
+            } = &mut *prepared;
+            event.process_key_into(process_key);
+            *features = gate.features(event, scratch);
+            *assessment = gate.assess(features);
+            PreparedLine::Event(prepared)
         }
     }
 }
 
 /// The stateless stage for an already-mapped event.
 pub fn prepare_event(gate: &Gate, event: KernelEvent, scratch: &mut ScanScratch) -> Prepared {
-    prepare_keyed(gate, event, String::new(), scratch)
-}
-
-/// [`prepare_event`], writing the process key into `process_key`'s buffer.
-fn prepare_keyed(
-    gate: &Gate,
-    event: KernelEvent,
-    mut process_key: String,
-    scratch: &mut ScanScratch,
-) -> Prepared {
-    event.process_key_into(&mut process_key);
+    let process_key = event.process_key();
     let features = gate.features(&event, scratch);
     let assessment = gate.assess(&features);
     Prepared {
@@ -455,22 +528,14 @@ pub fn finish_record(
     prepared: Prepared,
     advance: Advance,
 ) -> DecisionRecord {
+    let mut notes = Vec::with_capacity(6);
+    let enforcement = record_tail(gate, planner, &prepared, &advance, &mut notes);
     let Prepared {
         event,
         process_key,
         features,
         assessment,
     } = prepared;
-    let notes = build_notes(gate, &event, &features, &advance.resolution);
-    let enforcement = planner.map(|p| {
-        p.build_plan(
-            &event,
-            &process_key,
-            &assessment,
-            &advance.resolution,
-            advance.admitted,
-        )
-    });
     DecisionRecord {
         event,
         process_key,
@@ -480,6 +545,34 @@ pub fn finish_record(
         notes,
         enforcement,
     }
+}
+
+/// What a record adds to its prepared event: its notes (into `notes`,
+/// cleared first) and, with a planner, its enforcement plan. With
+/// [`RecordRef`], a record is written straight from its parts.
+pub fn record_tail(
+    gate: &Gate,
+    planner: Option<&EnforcementPlanner>,
+    prepared: &Prepared,
+    advance: &Advance,
+    notes: &mut Vec<Cow<'static, str>>,
+) -> Option<EnforcementPlan> {
+    build_notes_into(
+        gate,
+        &prepared.event,
+        &prepared.features,
+        &advance.resolution,
+        notes,
+    );
+    planner.map(|p| {
+        p.build_plan(
+            &prepared.event,
+            &prepared.process_key,
+            &prepared.assessment,
+            &advance.resolution,
+            advance.admitted,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -525,7 +618,7 @@ mod tests {
             // reverse so that each line maps into another line's event.
             for line in batch.into_iter().rev() {
                 if let PreparedLine::Event(prepared) = line {
-                    scratch.keep_spare(prepared.event, prepared.process_key);
+                    scratch.recycle_prepared(prepared);
                 }
             }
         }

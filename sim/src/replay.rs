@@ -27,8 +27,8 @@ use scbe_core::limits::{ERROR_RAW_CHARS_MAX, LINE_BYTES_MAX};
 use scbe_core::membrane::ScanScratch;
 use scbe_core::record::RECORD_BYTES_TYPICAL;
 use scbe_core::{
-    finish_record, prepare_lines, Advance, Bridge, CellState, EnforcementPlanner, Gate,
-    KernelAction, MappingOptions, PlannerConfig, Prepared, PreparedLine, Timestamp,
+    prepare_lines, record_tail, Advance, Bridge, CellState, EnforcementPlanner, Gate, KernelAction,
+    MappingOptions, PlannerConfig, Prepared, PreparedLine, RecordRef, Timestamp,
 };
 
 use crate::input::{raw_prefix, Batch, BatchReader, Corpus, BATCH_LINES_FIRST, BATCH_LINES_MAX};
@@ -645,6 +645,10 @@ fn render_batch(
         text: String::with_capacity(slots.len() * RECORD_BYTES_TYPICAL),
         ..Rendered::default()
     };
+    // Each record is written from its prepared event where it lies (in its
+    // box), with one notes buffer for the batch; the box then goes back to
+    // `scratch` whole.
+    let mut notes = Vec::with_capacity(8);
     for slot in slots {
         match slot {
             Slot::Error {
@@ -657,25 +661,26 @@ fn render_batch(
                 raw,
             }),
             Slot::Decided(prepared, advance) => {
-                let record = finish_record(gate, planner, *prepared, advance);
-                let action = record.kernel_action();
+                let plan = record_tail(gate, planner, &prepared, &advance, &mut notes);
+                let action = advance.resolution.kernel_action;
                 rendered.by_kernel_action[action as usize] += 1;
-                rendered.by_cell_state[record.resolution.cell_state as usize] += 1;
-                if alerts_only && action == KernelAction::Allow {
-                    scratch.recycle(record);
-                    continue;
+                rendered.by_cell_state[advance.resolution.cell_state as usize] += 1;
+                if !(alerts_only && action == KernelAction::Allow) {
+                    rendered.emitted += 1;
+                    if plan.as_ref().is_some_and(|p| p.action.is_some()) {
+                        rendered.enforcement_emitted += 1;
+                    }
+                    let record = RecordRef {
+                        event: &prepared.event,
+                        assessment: &prepared.assessment,
+                        resolution: &advance.resolution,
+                        notes: &notes,
+                        enforcement: plan.as_ref(),
+                    };
+                    record.write_json(&mut rendered.text, false);
+                    rendered.text.push('\n');
                 }
-                rendered.emitted += 1;
-                if record
-                    .enforcement
-                    .as_ref()
-                    .is_some_and(|p| p.action.is_some())
-                {
-                    rendered.enforcement_emitted += 1;
-                }
-                record.write_json(&mut rendered.text, false);
-                rendered.text.push('\n');
-                scratch.recycle(record);
+                scratch.recycle_prepared(prepared);
             }
         }
     }
