@@ -393,16 +393,28 @@ impl<'a> FalcoDoc<'a> {
     /// Read one line: valid JSON (Python's `json.loads` acceptance), and an
     /// object, or an error saying which.
     pub fn read(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
-        // Falco's own compact lines take the fast path; anything else (and
-        // every error) is the general reader's.
-        if let Some(doc) = compact::read(text) {
-            return Ok(doc);
-        }
-        FalcoDoc::read_general(text)
+        let mut doc = FalcoDoc::empty(text);
+        doc.fill()?;
+        Ok(doc)
     }
 
-    /// No member located yet (`text` must [`spans_fit`]).
-    fn empty(text: &'a str) -> FalcoDoc<'a> {
+    /// [`Self::read`] in place: locate the members of the text of this
+    /// document, fresh from [`Self::empty`]. A batch's documents are filled
+    /// where they lie: each is half a kilobyte, and returning one by value
+    /// copies it at every step.
+    pub(crate) fn fill(&mut self) -> Result<(), LineError> {
+        // Falco's own compact lines take the fast path; anything else (and
+        // every error) is the general reader's.
+        if compact::fill(self) {
+            return Ok(());
+        }
+        *self = FalcoDoc::read_general(self.text)?;
+        Ok(())
+    }
+
+    /// No member located yet: [`Self::fill`] locates them (and rejects a
+    /// text too long for its spans).
+    pub(crate) fn empty(text: &'a str) -> FalcoDoc<'a> {
         FalcoDoc {
             text,
             top: [Span::ABSENT; TOP_KEYS.len()],

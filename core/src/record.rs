@@ -332,18 +332,29 @@ pub fn prepare_lines<'a>(
     lines: impl Iterator<Item = Result<&'a [u8], LineError>>,
     scratch: &mut ScanScratch,
 ) -> Vec<PreparedLine> {
-    let docs: Vec<Result<Option<FalcoDoc<'a>>, LineError>> =
-        lines.map(|line| line.and_then(read_line)).collect();
-    // Each document is mapped where it lies in `docs` (it is about half a
-    // kilobyte; moving it out would copy it).
-    let mapped: Vec<MappedLine> = docs
-        .iter()
-        .map(|doc| match doc {
-            Err(e) => Err(e.clone()),
-            Ok(doc) => Ok(doc
-                .as_ref()
-                .map(|doc| map_into_spare(doc, mapping, scratch))),
+    // Each document is read and mapped where it lies in `docs` (it is about
+    // half a kilobyte; moving one copies it); `read` holds each line's
+    // outcome, its document's index when it has one.
+    let mut docs: Vec<FalcoDoc<'a>> = Vec::with_capacity(lines.size_hint().0);
+    let read: Vec<Result<Option<usize>, LineError>> = lines
+        .map(|line| match falco::classify_line(line?)? {
+            RawLine::Blank => Ok(None),
+            RawLine::Text(text) => {
+                docs.push(FalcoDoc::empty(text));
+                let doc = docs.last_mut().expect("just pushed");
+                match doc.fill() {
+                    Ok(()) => Ok(Some(docs.len() - 1)),
+                    Err(e) => {
+                        docs.pop();
+                        Err(e)
+                    }
+                }
+            }
         })
+        .collect();
+    let mapped: Vec<MappedLine> = read
+        .into_iter()
+        .map(|line| Ok(line?.map(|i| map_into_spare(&docs[i], mapping, scratch))))
         .collect();
     mapped
         .into_iter()

@@ -24,21 +24,32 @@ const NUMBER_CHARS_MAX: usize = 64;
 
 /// `text` read as a compact Falco object, or `None` when it is not in that
 /// shape (valid or not): then the general reader must read it.
-pub(super) fn read(text: &str) -> Option<FalcoDoc<'_>> {
+#[cfg(test)]
+fn read(text: &str) -> Option<FalcoDoc<'_>> {
+    let mut doc = FalcoDoc::empty(text);
+    fill(&mut doc).then_some(doc)
+}
+
+/// [`read`] in place: locate the members of `doc`'s text in `doc`, fresh
+/// from `FalcoDoc::empty`; `false` when the general reader must read it
+/// (`doc` then holds nothing of use).
+pub(super) fn fill(doc: &mut FalcoDoc<'_>) -> bool {
+    let text = doc.text;
     if !spans_fit(text) {
-        return None;
+        return false;
     }
     let bytes = text.as_bytes();
-    let (start, open) = token(bytes, 0)?;
+    let Some((start, open)) = token(bytes, 0) else {
+        return false;
+    };
     if open != b'{' {
-        return None;
+        return false;
     }
-    let mut doc = FalcoDoc::empty(text);
-    let end = read_members(&mut doc, bytes, start, true)?;
-    match token(bytes, end) {
-        None => Some(doc),
-        Some(_) => None, // more than whitespace after the object
-    }
+    let Some(end) = read_members(doc, bytes, start, true) else {
+        return false;
+    };
+    // Anything but whitespace after the object is the general reader's.
+    token(bytes, end).is_none()
 }
 
 /// The first byte at or after `i` that is not JSON whitespace, and where
