@@ -10,6 +10,9 @@ use std::collections::{HashMap, VecDeque};
 /// The per-process antibody loads.
 pub type AntibodyTable = BoundedTable<f64>;
 
+/// Keys a table has room for before it first grows, at most.
+const INITIAL_ROOM_MAX: usize = 1024;
+
 /// Bounded map from process key to a value.
 #[derive(Debug, Clone)]
 pub struct BoundedTable<V> {
@@ -22,9 +25,12 @@ pub struct BoundedTable<V> {
 impl<V: Copy> BoundedTable<V> {
     pub fn new(capacity: usize) -> BoundedTable<V> {
         assert!(capacity > 0, "table capacity must be positive");
+        // Room for the first keys up front: a replay meets thousands of
+        // processes in its first seconds, and each doubling rehashes them all.
+        let room = capacity.min(INITIAL_ROOM_MAX);
         BoundedTable {
-            loads: HashMap::new(),
-            order: VecDeque::new(),
+            loads: HashMap::with_capacity(room),
+            order: VecDeque::with_capacity(room),
             capacity,
             evictions: 0,
         }
