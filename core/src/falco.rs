@@ -13,6 +13,9 @@ use crate::pystr::{py_lower, py_str_repr, py_strip};
 use crate::pyvalue::{py_repr, to_bool, to_float, to_int_text, to_str};
 
 mod compact;
+mod keyorder;
+
+pub use keyorder::KeyOrder;
 
 /// How Falco events become kernel events: the parts of the mapping a policy
 /// or the command line may change.
@@ -394,18 +397,19 @@ impl<'a> FalcoDoc<'a> {
     /// object, or an error saying which.
     pub fn read(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
         let mut doc = FalcoDoc::empty(text);
-        doc.fill()?;
+        doc.fill(&mut KeyOrder::disabled())?;
         Ok(doc)
     }
 
     /// [`Self::read`] in place: locate the members of the text of this
-    /// document, fresh from [`Self::empty`]. A batch's documents are filled
-    /// where they lie: each is half a kilobyte, and returning one by value
-    /// copies it at every step.
-    pub(crate) fn fill(&mut self) -> Result<(), LineError> {
+    /// document, fresh from [`Self::empty`], with `order`'s guesses of
+    /// member names (see [`KeyOrder`]). A batch's documents are filled where
+    /// they lie: each is half a kilobyte, and returning one by value copies
+    /// it at every step.
+    pub(crate) fn fill(&mut self, order: &mut KeyOrder) -> Result<(), LineError> {
         // Falco's own compact lines take the fast path; anything else (and
         // every error) is the general reader's.
-        if compact::fill(self) {
+        if compact::fill(self, order) {
             return Ok(());
         }
         *self = FalcoDoc::read_general(self.text)?;

@@ -235,6 +235,8 @@ pub struct ScanScratch {
     /// line holds a box), so keeping and reusing one moves a pointer.
     #[allow(clippy::vec_box)]
     spare: Vec<Box<crate::record::Prepared>>,
+    /// The member-name orders of the lines this thread reads.
+    key_order: crate::falco::KeyOrder,
 }
 
 /// Spent events kept for reuse at most (a replay batch's worth).
@@ -260,6 +262,12 @@ impl ScanScratch {
         if self.spare.len() < SPARE_EVENTS_MAX {
             self.spare.push(prepared);
         }
+    }
+
+    /// The member-name orders of the lines this thread reads (see
+    /// [`crate::falco::KeyOrder`]).
+    pub(crate) fn key_order(&mut self) -> &mut crate::falco::KeyOrder {
+        &mut self.key_order
     }
 
     /// A prepared event's box to map the next line into: a spent one, or a

@@ -315,7 +315,8 @@ pub fn prepare_line(
     raw: &[u8],
     scratch: &mut ScanScratch,
 ) -> PreparedLine {
-    let mapped = read_line(raw).map(|doc| doc.map(|doc| map_into_spare(&doc, mapping, scratch)));
+    let mapped = read_line(raw, scratch.key_order())
+        .map(|doc| doc.map(|doc| map_into_spare(&doc, mapping, scratch)));
     prepare_mapped(gate, mapped, scratch)
 }
 
@@ -336,13 +337,14 @@ pub fn prepare_lines<'a>(
     // half a kilobyte; moving one copies it); `read` holds each line's
     // outcome, its document's index when it has one.
     let mut docs: Vec<FalcoDoc<'a>> = Vec::with_capacity(lines.size_hint().0);
+    let order = scratch.key_order();
     let read: Vec<Result<Option<usize>, LineError>> = lines
         .map(|line| match falco::classify_line(line?)? {
             RawLine::Blank => Ok(None),
             RawLine::Text(text) => {
                 docs.push(FalcoDoc::empty(text));
                 let doc = docs.last_mut().expect("just pushed");
-                match doc.fill() {
+                match doc.fill(order) {
                     Ok(()) => Ok(Some(docs.len() - 1)),
                     Err(e) => {
                         docs.pop();
@@ -367,10 +369,17 @@ pub fn prepare_lines<'a>(
 type MappedLine = Result<Option<Box<Prepared>>, LineError>;
 
 /// A raw line stripped and read; `None` when blank.
-fn read_line(raw: &[u8]) -> Result<Option<FalcoDoc<'_>>, LineError> {
+fn read_line<'a>(
+    raw: &'a [u8],
+    order: &mut falco::KeyOrder,
+) -> Result<Option<FalcoDoc<'a>>, LineError> {
     match falco::classify_line(raw)? {
         RawLine::Blank => Ok(None),
-        RawLine::Text(text) => FalcoDoc::read(text).map(Some),
+        RawLine::Text(text) => {
+            let mut doc = FalcoDoc::empty(text);
+            doc.fill(order)?;
+            Ok(Some(doc))
+        }
     }
 }
 
@@ -608,11 +617,15 @@ mod tests {
             Ok(br#"{"output_fields":{"evt.type":"connect","fd.sip":"10.0.0.1","fd.sport":80,"fd.dip":"1.1.1.1","proc.name":"nc"}}"#),
             Ok(b""),
         ];
-        let mut alone = ScanScratch::default();
+        // Each line with a scratch of its own: no member names guessed
+        // from the other lines, as the batch's are.
         let expected: Vec<String> = lines
             .iter()
             .map(|line| match line {
-                Ok(raw) => format!("{:?}", prepare_line(&gate, &mapping, raw, &mut alone)),
+                Ok(raw) => {
+                    let mut alone = ScanScratch::default();
+                    format!("{:?}", prepare_line(&gate, &mapping, raw, &mut alone))
+                }
                 Err(e) => format!("{:?}", PreparedLine::Error(e.clone())),
             })
             .collect();

@@ -63,13 +63,17 @@ pub fn check_acceptance_agrees(raw: &[u8]) {
 
 /// Replay prepares a batch one stage at a time (`prepare_lines`); the agent
 /// prepares line by line (`prepare_line`). Both must give the same result
-/// for every line, also when the batch maps into spent events.
+/// for every line, also when the batch maps into spent events and guesses
+/// member names from earlier lines (each line alone has a scratch of its
+/// own, so guesses nothing from the others).
 pub fn check_batch_agrees(gate: &Gate, mapping: &MappingOptions, data: &[u8]) {
     let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').take(32).collect();
-    let mut alone = ScanScratch::default();
     let expected: Vec<String> = lines
         .iter()
-        .map(|raw| format!("{:?}", prepare_line(gate, mapping, raw, &mut alone)))
+        .map(|raw| {
+            let mut alone = ScanScratch::default();
+            format!("{:?}", prepare_line(gate, mapping, raw, &mut alone))
+        })
         .collect();
     let mut scratch = ScanScratch::default();
     for round in 0..2 {

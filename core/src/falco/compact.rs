@@ -14,6 +14,7 @@
 //! accepts is one the general reader accepts too, with the same members
 //! located (the tests check this on generated lines).
 
+use super::keyorder::{KeyOrder, START};
 use super::{field_index, spans_fit, top_index, FalcoDoc, Span, KNOWN_FIELDS};
 use crate::bytescan::find_json_special;
 use crate::json::skip_digits;
@@ -27,13 +28,14 @@ const NUMBER_CHARS_MAX: usize = 64;
 #[cfg(test)]
 fn read(text: &str) -> Option<FalcoDoc<'_>> {
     let mut doc = FalcoDoc::empty(text);
-    fill(&mut doc).then_some(doc)
+    fill(&mut doc, &mut KeyOrder::disabled()).then_some(doc)
 }
 
 /// [`read`] in place: locate the members of `doc`'s text in `doc`, fresh
-/// from `FalcoDoc::empty`; `false` when the general reader must read it
-/// (`doc` then holds nothing of use).
-pub(super) fn fill(doc: &mut FalcoDoc<'_>) -> bool {
+/// from `FalcoDoc::empty`, guessing member names from `order` (and teaching
+/// it); `false` when the general reader must read it (`doc` then holds
+/// nothing of use).
+pub(super) fn fill(doc: &mut FalcoDoc<'_>, order: &mut KeyOrder) -> bool {
     let text = doc.text;
     if !spans_fit(text) {
         return false;
@@ -45,7 +47,7 @@ pub(super) fn fill(doc: &mut FalcoDoc<'_>) -> bool {
     if open != b'{' {
         return false;
     }
-    let Some(end) = read_members(doc, bytes, start, true) else {
+    let Some(end) = read_members(doc, bytes, start, true, order) else {
         return false;
     };
     // Anything but whitespace after the object is the general reader's.
@@ -91,39 +93,74 @@ fn token_after_ws(b: &[u8], mut i: usize) -> Option<(usize, u8)> {
     Some((i, *b.get(i)?))
 }
 
+/// What a member name is to [`read_members`]: its slot in the document, or
+/// one of these.
+const NOT_KNOWN: u32 = u32::MAX;
+const OUTPUT_FIELDS: u32 = u32::MAX - 1;
+
 /// The members of the object whose `{` is at `i` (the event itself when
 /// `top`, else its `output_fields`): each known one located in `doc`. Returns
 /// the index just past the closing `}`.
 #[inline(always)]
-fn read_members(doc: &mut FalcoDoc<'_>, b: &[u8], i: usize, top: bool) -> Option<usize> {
+fn read_members(
+    doc: &mut FalcoDoc<'_>,
+    b: &[u8],
+    i: usize,
+    top: bool,
+    order: &mut KeyOrder,
+) -> Option<usize> {
     let (mut i, mut c) = token(b, i + 1)?;
     if c == b'}' {
         return Some(i + 1);
     }
     // Looked up once, not per member.
     let names = if top { top_index() } else { field_index() };
+    let level = usize::from(!top);
+    // The previous member's name, in `order`.
+    let mut prev = START;
     loop {
         if c != b'"' {
             return None;
         }
-        let key_end = plain_string_end(b, i)?;
-        let key = &b[i + 1..key_end];
+        // The name: the one that followed the previous name last time, when
+        // it is that one; else read, looked up and remembered.
+        let guessed = order
+            .guess(level, prev)
+            .and_then(|(index, known)| Some((known.matches_at(b, i)?, known.kind, index)));
+        let (key_end, kind) = match guessed {
+            Some((key_end, kind, index)) => {
+                prev = index;
+                (key_end, kind)
+            }
+            None => {
+                let key_end = plain_string_end(b, i)?;
+                let key = &b[i + 1..key_end];
+                let kind = if top && key == b"output_fields" {
+                    OUTPUT_FIELDS
+                } else {
+                    names.slot(key).map_or(NOT_KNOWN, |slot| slot as u32)
+                };
+                prev = order.learn(level, prev, key, kind);
+                (key_end, kind)
+            }
+        };
         let (colon, sep) = token(b, key_end + 1)?;
         if sep != b':' {
             return None;
         }
         let (start, first) = token_after_separator(b, colon + 1)?;
         i = start;
-        if top && key == b"output_fields" {
+        if kind == OUTPUT_FIELDS {
             // A later duplicate replaces an earlier one, as in Python.
             doc.fields = [Span::ABSENT; KNOWN_FIELDS.len()];
             i = if first == b'{' {
-                read_members(doc, b, i, false)?
+                read_members(doc, b, i, false, order)?
             } else {
                 value_end(b, i, first)?
             };
         } else {
-            let slot = names.slot(key).map(|s| {
+            let slot = (kind != NOT_KNOWN).then(|| {
+                let s = kind as usize;
                 if top {
                     &mut doc.top[s]
                 } else {
@@ -306,11 +343,50 @@ mod tests {
         read(text).map(|doc| (doc.top.to_vec(), doc.fields.to_vec()))
     }
 
+    /// [`fast`], guessing member names from `order` (and teaching it).
+    fn fast_guessing(order: &mut KeyOrder, text: &str) -> Option<(Vec<Span>, Vec<Span>)> {
+        let mut doc = FalcoDoc::empty(text);
+        fill(&mut doc, order).then(|| (doc.top.to_vec(), doc.fields.to_vec()))
+    }
+
     /// Whatever the fast path accepts, the general reader accepts with the
     /// same members located.
     fn agrees(text: &str) {
         if let Some(spans) = fast(text) {
             assert_eq!(Some(spans), general(text), "{text}");
+        }
+    }
+
+    /// Guessed names change nothing: with `order` as earlier lines left it,
+    /// the fast path accepts and locates exactly as without guesses.
+    fn guessing_agrees(order: &mut KeyOrder, text: &str) {
+        assert_eq!(fast_guessing(order, text), fast(text), "{text}");
+    }
+
+    #[test]
+    fn guessed_names_locate_members_as_read_ones() {
+        let lines = [
+            r#"{"hostname":"h","output_fields":{"proc.pid":12,"proc.name":"bash","fd.name":null},"rule":"r"}"#,
+            // Same order: every name is the guess.
+            r#"{"hostname":"g","output_fields":{"proc.pid":13,"proc.name":"sh","fd.name":"/x"},"rule":"q"}"#,
+            // Guesses that are prefixes, extensions or near misses of the names.
+            r#"{"hostnam":"h","output_fields":{"proc.pids":1,"proc.nam":"x","fd.name\u0041":1},"rul":"r"}"#,
+            r#"{"hostname":"h","output_fields":{"proc.pid" :1,"proc.name":"x"}}"#,
+            r#"{"hostname":"h","output_fields":{"proc.pid"#,
+            r#"{"hostname":"h","output_fields":{"proc.pid":1,"proc.pid":2,"proc.name":3}}"#,
+            // `output_fields` guessed where it is not at the top.
+            r#"{"hostname":"h","output_fields":{"output_fields":{"a":1},"proc.name":"x"}}"#,
+            r#"{"hostname":"h","x":{"output_fields":1},"output_fields":{}}"#,
+            // Long names (middle word) and names past the remembered length.
+            r#"{"output_fields":{"container.image.repository":"a","k8s.deployment.name.really.long":1}}"#,
+            r#"{"output_fields":{"container.image.repositorx":"a","k8s.deployment.name.really.long":1}}"#,
+        ];
+        let mut order = KeyOrder::new();
+        for _ in 0..2 {
+            for line in lines {
+                guessing_agrees(&mut order, line);
+                agrees(line);
+            }
         }
     }
 
@@ -433,12 +509,22 @@ mod tests {
         /// Generated objects, and each with one byte cut out: whatever the
         /// fast path accepts, the general reader accepts alike.
         #[test]
-        fn agrees_on_falco_like_objects(text in falco_like(), cut in any::<proptest::sample::Index>()) {
+        fn agrees_on_falco_like_objects(
+            text in falco_like(),
+            other in falco_like(),
+            cut in any::<proptest::sample::Index>(),
+        ) {
             agrees(&text);
+            // Guessing from another object's names, then from its own.
+            let mut order = KeyOrder::new();
+            for line in [&other, &text, &text] {
+                guessing_agrees(&mut order, line);
+            }
             let mut bytes = text.into_bytes();
             bytes.remove(cut.index(bytes.len()));
             if let Ok(text) = String::from_utf8(bytes) {
                 agrees(&text);
+                guessing_agrees(&mut order, &text);
             }
         }
 
@@ -452,6 +538,9 @@ mod tests {
         ]), 0..40)) {
             let text: String = pieces.concat();
             agrees(&text);
+            let mut order = KeyOrder::new();
+            guessing_agrees(&mut order, &text);
+            guessing_agrees(&mut order, &text);
         }
     }
 }
