@@ -814,37 +814,33 @@ fn metadata_repr_into(
     let top = |id: usize| root.top(id).unwrap_or(NULL);
     let picked = |keys: &[usize]| pick(fields, keys).unwrap_or(EMPTY_STR);
     let evt_type_value = RawValue::Text(evt_type);
+    // Each value with the text before it: the `{` or `, ` and the quoted key
+    // (written as one piece rather than four).
     let entries: [(&str, RawValue<'_>); 8] = [
-        ("rule", top(top_key!("rule"))),
-        ("priority", top(top_key!("priority"))),
-        ("output", top(top_key!("output"))),
-        ("evt_type", evt_type_value),
+        ("{'rule': ", top(top_key!("rule"))),
+        (", 'priority': ", top(top_key!("priority"))),
+        (", 'output': ", top(top_key!("output"))),
+        (", 'evt_type': ", evt_type_value),
         (
-            "container_id",
+            ", 'container_id': ",
             picked(keys!("container.id", "container.image.id")),
         ),
-        ("container_name", picked(keys!("container.name"))),
-        ("k8s_pod", picked(keys!("k8s.pod.name"))),
-        ("k8s_ns", picked(keys!("k8s.ns.name"))),
+        (", 'container_name': ", picked(keys!("container.name"))),
+        (", 'k8s_pod': ", picked(keys!("k8s.pod.name"))),
+        (", 'k8s_ns': ", picked(keys!("k8s.ns.name"))),
     ];
-    // Room for every entry as it is, plus quotes and separators, so the
-    // text is written without regrowing.
+    // Room for every entry as it is, plus quotes, so the text is written
+    // without regrowing.
     let estimate: usize = entries
         .iter()
-        .map(|(key, value)| match value {
-            RawValue::Text(text) | RawValue::Json(text) => key.len() + text.len() + 8,
+        .map(|(prefix, value)| match value {
+            RawValue::Text(text) | RawValue::Json(text) => prefix.len() + text.len() + 4,
         })
         .sum();
     out.clear();
     crate::pystr::make_room(out, estimate + 16);
-    out.push('{');
-    for (i, (key, value)) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push('\'');
-        out.push_str(key);
-        out.push_str("': ");
+    for (prefix, value) in &entries {
+        out.push_str(prefix);
         match value {
             RawValue::Text(text) => py_str_repr(text, out),
             RawValue::Json(_) => py_repr(&value.value(), out),
