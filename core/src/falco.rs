@@ -553,10 +553,11 @@ fn pick<'a>(fields: &FalcoDoc<'a>, keys: &[usize]) -> Option<RawValue<'a>> {
     // Decided on the located spans; only the value picked is sliced out.
     let text = fields.text.as_bytes();
     let span = keys.iter().map(|&key| fields.fields[key]).find(|span| {
-        let (start, len) = (span.start as usize, span.len & !JSON_BIT);
-        let null =
-            span.len & JSON_BIT != 0 && text.get(start..start + 4) == Some(b"null") && len == 4;
-        span.start != 0 && len != 0 && !null
+        let start = span.start as usize;
+        // Only a 4-byte JSON value can be `null`: checked first, so other
+        // values skip the comparison.
+        let null = span.len == JSON_BIT | 4 && text.get(start..start + 4) == Some(b"null");
+        span.start != 0 && span.len & !JSON_BIT != 0 && !null
     })?;
     span.value(fields.text)
 }
