@@ -396,8 +396,15 @@ impl<'a> FalcoDoc<'a> {
     /// Read one line: valid JSON (Python's `json.loads` acceptance), and an
     /// object, or an error saying which.
     pub fn read(text: &'a str) -> Result<FalcoDoc<'a>, LineError> {
+        FalcoDoc::read_with(text, &mut KeyOrder::disabled())
+    }
+
+    /// [`Self::read`], guessing member names from `order` and teaching it
+    /// (see [`KeyOrder`]): the same result on every line, whatever `order`
+    /// learned before.
+    pub fn read_with(text: &'a str, order: &mut KeyOrder) -> Result<FalcoDoc<'a>, LineError> {
         let mut doc = FalcoDoc::empty(text);
-        doc.fill(&mut KeyOrder::disabled())?;
+        doc.fill(order)?;
         Ok(doc)
     }
 

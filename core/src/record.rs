@@ -375,11 +375,7 @@ fn read_line<'a>(
 ) -> Result<Option<FalcoDoc<'a>>, LineError> {
     match falco::classify_line(raw)? {
         RawLine::Blank => Ok(None),
-        RawLine::Text(text) => {
-            let mut doc = FalcoDoc::empty(text);
-            doc.fill(order)?;
-            Ok(Some(doc))
-        }
+        RawLine::Text(text) => FalcoDoc::read_with(text, order).map(Some),
     }
 }
 

@@ -116,10 +116,12 @@ fn real_network_fields_see_both_ends_of_real_connections() {
 /// Every line of every corpus here — the parity corpus, the real recorded
 /// ones, the shipped examples and hostile files — reads the same through
 /// the fast path for Falco-shaped lines as through the general reader
-/// alone: the same members located, the same errors.
+/// alone: the same members located, the same errors; also with member
+/// names guessed from every line read before it.
 #[test]
 fn the_fast_reader_agrees_with_the_general_reader_on_every_corpus_line() {
-    use scbe_core::falco::{classify_line, FalcoDoc, RawLine};
+    use scbe_core::falco::{classify_line, FalcoDoc, KeyOrder, RawLine};
+    let mut order = KeyOrder::new();
     let mut files = Vec::new();
     for dir in ["corpora", "corpora/examples", "corpora/hostile"] {
         files.extend(jsonl_files(&crate::support::root().join(dir)));
@@ -137,6 +139,12 @@ fn the_fast_reader_agrees_with_the_general_reader_on_every_corpus_line() {
             };
             let general = FalcoDoc::read_general(text);
             assert_eq!(FalcoDoc::read(text), general, "{}: {text}", path.display());
+            assert_eq!(
+                FalcoDoc::read_with(text, &mut order),
+                general,
+                "{} (names guessed): {text}",
+                path.display()
+            );
             read_ok += usize::from(general.is_ok());
         }
     }
