@@ -156,19 +156,8 @@ fn write_event_json(e: &KernelEvent, out: &mut String) {
     o.finish();
 }
 
-/// The notes, in the reference's order (SPEC §6).
-pub fn build_notes(
-    gate: &Gate,
-    event: &KernelEvent,
-    features: &EventFeatures,
-    resolution: &Resolution,
-) -> Vec<Cow<'static, str>> {
-    let mut notes = Vec::with_capacity(6);
-    build_notes_into(gate, event, features, resolution, &mut notes);
-    notes
-}
-
-/// [`build_notes`] into `notes` (cleared first), reusing its room.
+/// The notes, in the reference's order (SPEC §6), into `notes` (cleared
+/// first, so one buffer serves a whole batch).
 pub fn build_notes_into(
     gate: &Gate,
     event: &KernelEvent,

@@ -661,11 +661,12 @@ fn render_batch(
                 raw,
             }),
             Slot::Decided(prepared, advance) => {
-                let plan = record_tail(gate, planner, &prepared, &advance, &mut notes);
                 let action = advance.resolution.kernel_action;
                 rendered.by_kernel_action[action as usize] += 1;
                 rendered.by_cell_state[advance.resolution.cell_state as usize] += 1;
+                // Notes and plan only for a record that is written.
                 if !(alerts_only && action == KernelAction::Allow) {
+                    let plan = record_tail(gate, planner, &prepared, &advance, &mut notes);
                     rendered.emitted += 1;
                     if plan.as_ref().is_some_and(|p| p.action.is_some()) {
                         rendered.enforcement_emitted += 1;
