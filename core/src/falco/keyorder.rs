@@ -81,6 +81,8 @@ impl KnownName {
         if b.get(start + len) != Some(&b'"') {
             return None;
         }
+        // `words` restated so that the middle word is read only for names
+        // over 16 bytes (through `words`: +0.4% instructions per event).
         let (head, tail) = name_words(name);
         let mid_ok = len <= 16 || {
             let eight = &name[8..16];
