@@ -86,6 +86,11 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             replay_config.threads = threads;
             replay_config.progress = false;
             let corpus = open_corpus(path_text)?;
+            // A new file each time, removed once timed: truncating the last
+            // round's file would make ext4 write it back on close (its
+            // replace-by-truncate heuristic), and that disk work would then
+            // compete with the next round on the machine's cores.
+            remove_if_present(&config.output_path)?;
             let mut out = BufWriter::with_capacity(
                 OUTPUT_BUFFER_BYTES,
                 File::create(&config.output_path)
@@ -95,6 +100,8 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             let summary = replay(&replay_config, corpus, &mut out, &mut std::io::sink())?;
             out.flush()?;
             let wall = started.elapsed().as_secs_f64();
+            drop(out);
+            remove_if_present(&config.output_path)?;
             events = summary.events_seen;
             walls[column].push(wall);
             if let Some(py) = python_rate {
@@ -132,6 +139,16 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
         peak_rss_kib: peak_rss_kib(),
         python_lines_per_second,
     })
+}
+
+/// Remove `path` unless it is already gone.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
