@@ -27,7 +27,8 @@ pub struct ScalingRow {
     pub wall_seconds: f64,
     pub events_per_second: f64,
     pub megabytes_per_second: f64,
-    /// Relative to the first row (normally one thread).
+    /// Relative to the first row (normally one thread): the median of the
+    /// rounds' ratios.
     pub speedup: f64,
     /// Relative to the Python `json.loads` loop, when measured.
     pub vs_python: Option<f64>,
@@ -67,20 +68,23 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
     let path_text = corpus_path.to_str().context("corpus path is not UTF-8")?;
     let mut rows = Vec::new();
     let mut events = 0;
-    // Rounds: each times the Python loop once (when asked) and then every
-    // thread count once, so that ratios compare runs made moments apart on a
-    // machine whose load may drift; medians are taken per column.
+    // Rounds: each times every thread count once, and the Python loop runs
+    // before the first round and after every round. A round's ratios are to
+    // the geometric mean of the Python runs just before and just after it,
+    // which cancels a steady drift in the machine's speed (this one's runs
+    // vary by 2× from one minute to the next); speedups are per round too.
+    // Medians are taken per column.
     let repeats = config.repeats.max(1);
-    let mut python_rates = Vec::with_capacity(repeats);
-    let mut walls: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); config.threads.len()];
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); config.threads.len()];
-    for _ in 0..repeats {
-        let python_rate = if config.python {
-            python_json_loads_rate(corpus_path)?
+    let python_rate = || -> Result<Option<f64>> {
+        if config.python {
+            python_json_loads_rate(corpus_path)
         } else {
-            None
-        };
-        python_rates.extend(python_rate);
+            Ok(None)
+        }
+    };
+    let mut python_rates: Vec<f64> = python_rate()?.into_iter().collect();
+    let mut walls: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); config.threads.len()];
+    for _ in 0..repeats {
         for (column, &threads) in config.threads.iter().enumerate() {
             let mut replay_config = config.replay.clone();
             replay_config.threads = threads;
@@ -104,27 +108,42 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             remove_if_present(&config.output_path)?;
             events = summary.events_seen;
             walls[column].push(wall);
-            if let Some(py) = python_rate {
-                ratios[column].push(events as f64 / wall / py);
-            }
+        }
+        if !python_rates.is_empty() {
+            python_rates.extend(python_rate()?);
         }
     }
+    // One Python rate per round boundary, or none at all.
+    let python_around: Option<Vec<f64>> = (python_rates.len() == repeats + 1).then(|| {
+        python_rates
+            .windows(2)
+            .map(|pair| (pair[0] * pair[1]).sqrt())
+            .collect()
+    });
     let python_lines_per_second = (!python_rates.is_empty()).then(|| median(&mut python_rates));
-    for ((&threads, walls), ratios) in config.threads.iter().zip(&mut walls).zip(&mut ratios) {
-        let wall = median(walls);
+    let first_walls = walls.first().cloned().unwrap_or_default();
+    for (&threads, walls) in config.threads.iter().zip(&walls) {
+        let mut vs_python: Option<Vec<f64>> = python_around.as_ref().map(|around| {
+            walls
+                .iter()
+                .zip(around)
+                .map(|(wall, py)| events as f64 / wall / py)
+                .collect()
+        });
+        let mut speedups: Vec<f64> = first_walls
+            .iter()
+            .zip(walls)
+            .map(|(first, wall)| first / wall)
+            .collect();
+        let wall = median(&mut walls.clone());
         rows.push(ScalingRow {
             threads,
             wall_seconds: wall,
             events_per_second: events as f64 / wall,
             megabytes_per_second: input_bytes as f64 / wall / 1e6,
-            speedup: 1.0,
-            vs_python: (!ratios.is_empty()).then(|| median(ratios)),
+            speedup: median(&mut speedups),
+            vs_python: vs_python.as_deref_mut().map(median),
         });
-    }
-    if let Some(first) = rows.first().map(|r| r.events_per_second) {
-        for row in &mut rows {
-            row.speedup = row.events_per_second / first;
-        }
     }
     let latency = latency_histogram(corpus_path, &config.replay)?;
     Ok(BenchReport {
@@ -265,8 +284,8 @@ impl BenchReport {
 
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "corpus {} — {} events, {:.1} MB, median of {} rounds (each round times the\n\
-             Python loop, then every thread count)\n",
+            "corpus {} — {} events, {:.1} MB, medians of {} rounds (each round times every\n\
+             thread count; speedups and ratios are per round)\n",
             self.corpus,
             self.events,
             self.input_bytes as f64 / 1e6,
@@ -285,7 +304,8 @@ impl BenchReport {
         }
         if let Some(py) = self.python_lines_per_second {
             out.push_str(&format!(
-                "python3 json.loads loop: {py:.0} lines/s (median); ratios are medians of per-round ratios\n"
+                "python3 json.loads loop: {py:.0} lines/s (median); a round's ratio is to the Python runs\n\
+                 just before and after it (geometric mean)\n"
             ));
         }
         out.push_str(&format!(
