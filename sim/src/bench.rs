@@ -46,6 +46,9 @@ pub struct BenchReport {
     pub latency_ns_p999: u64,
     pub peak_rss_kib: Option<u64>,
     pub python_lines_per_second: Option<f64>,
+    /// Two one-thread replays run at once against one alone (`--pair`): what
+    /// the machine gives two independent jobs.
+    pub pair_speedup: Option<f64>,
 }
 
 /// How to bench.
@@ -59,6 +62,8 @@ pub struct BenchConfig {
     /// output to a file).
     pub output_path: PathBuf,
     pub python: bool,
+    /// Also run two one-thread replays at once each round.
+    pub pair: bool,
 }
 
 pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport> {
@@ -84,30 +89,36 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
     };
     let mut python_rates: Vec<f64> = python_rate()?.into_iter().collect();
     let mut walls: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); config.threads.len()];
+    let one_thread_column = if config.pair {
+        let column = config.threads.iter().position(|&t| t == 1);
+        anyhow::ensure!(column.is_some(), "--pair needs 1 among the thread counts");
+        column
+    } else {
+        None
+    };
+    let mut pair_speedups = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         for (column, &threads) in config.threads.iter().enumerate() {
-            let mut replay_config = config.replay.clone();
-            replay_config.threads = threads;
-            replay_config.progress = false;
-            let corpus = open_corpus(path_text)?;
-            // A new file each time, removed once timed: truncating the last
-            // round's file would make ext4 write it back on close (its
-            // replace-by-truncate heuristic), and that disk work would then
-            // compete with the next round on the machine's cores.
-            remove_if_present(&config.output_path)?;
-            let mut out = BufWriter::with_capacity(
-                OUTPUT_BUFFER_BYTES,
-                File::create(&config.output_path)
-                    .with_context(|| format!("cannot create {}", config.output_path.display()))?,
-            );
-            let started = Instant::now();
-            let summary = replay(&replay_config, corpus, &mut out, &mut std::io::sink())?;
-            out.flush()?;
-            let wall = started.elapsed().as_secs_f64();
-            drop(out);
-            remove_if_present(&config.output_path)?;
-            events = summary.events_seen;
+            let (wall, seen) = timed_replay(config, path_text, threads, &config.output_path)?;
+            events = seen;
             walls[column].push(wall);
+        }
+        if let Some(one) = one_thread_column {
+            // Two one-thread replays at once, each to its own file: what this
+            // machine's cores give two independent jobs, the ceiling for
+            // thread scaling on it.
+            let second_output = config.output_path.with_extension("pair.jsonl");
+            let started = Instant::now();
+            let (first, second) = std::thread::scope(|scope| {
+                let second = scope
+                    .spawn(|| timed_replay(config, path_text, 1, &second_output).map(|_| ()));
+                let first = timed_replay(config, path_text, 1, &config.output_path).map(|_| ());
+                (first, second.join())
+            });
+            let pair_wall = started.elapsed().as_secs_f64();
+            first?;
+            second.map_err(|_| anyhow::anyhow!("a paired replay panicked"))??;
+            pair_speedups.push(2.0 * walls[one].last().copied().unwrap_or(pair_wall) / pair_wall);
         }
         if !python_rates.is_empty() {
             python_rates.extend(python_rate()?);
@@ -145,6 +156,7 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             vs_python: vs_python.as_deref_mut().map(median),
         });
     }
+    let pair_speedup = (!pair_speedups.is_empty()).then(|| median(&mut pair_speedups));
     let latency = latency_histogram(corpus_path, &config.replay)?;
     Ok(BenchReport {
         corpus: corpus_path.display().to_string(),
@@ -157,7 +169,39 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
         latency_ns_p999: latency.value_at_quantile(0.999),
         peak_rss_kib: peak_rss_kib(),
         python_lines_per_second,
+        pair_speedup,
     })
+}
+
+/// One replay of the corpus with `threads` threads, output to a new file at
+/// `output_path` (removed once timed): (wall seconds, events seen).
+fn timed_replay(
+    config: &BenchConfig,
+    corpus_path: &str,
+    threads: usize,
+    output_path: &Path,
+) -> Result<(f64, u64)> {
+    let mut replay_config = config.replay.clone();
+    replay_config.threads = threads;
+    replay_config.progress = false;
+    let corpus = open_corpus(corpus_path)?;
+    // A new file each time, removed once timed: truncating the last round's
+    // file would make ext4 write it back on close (its replace-by-truncate
+    // heuristic), and that disk work would then compete with the next round
+    // on the machine's cores.
+    remove_if_present(output_path)?;
+    let mut out = BufWriter::with_capacity(
+        OUTPUT_BUFFER_BYTES,
+        File::create(output_path)
+            .with_context(|| format!("cannot create {}", output_path.display()))?,
+    );
+    let started = Instant::now();
+    let summary = replay(&replay_config, corpus, &mut out, &mut std::io::sink())?;
+    out.flush()?;
+    let wall = started.elapsed().as_secs_f64();
+    drop(out);
+    remove_if_present(output_path)?;
+    Ok((wall, summary.events_seen))
 }
 
 /// Remove `path` unless it is already gone.
@@ -278,6 +322,7 @@ impl BenchReport {
             },
             "peak_rss_kib": self.peak_rss_kib,
             "python_json_loads_lines_per_second": self.python_lines_per_second.map(f64::round),
+            "independent_pair_speedup": self.pair_speedup.map(|v| (v * 100.0).round() / 100.0),
         })
         .to_string()
     }
@@ -306,6 +351,12 @@ impl BenchReport {
             out.push_str(&format!(
                 "python3 json.loads loop: {py:.0} lines/s (median); a round's ratio is to the Python runs\n\
                  just before and after it (geometric mean)\n"
+            ));
+        }
+        if let Some(pair) = self.pair_speedup {
+            out.push_str(&format!(
+                "two one-thread replays at once: {pair:.2}x one alone (what this machine gives\n\
+                 two independent jobs; the ceiling for thread scaling here)\n"
             ));
         }
         out.push_str(&format!(

@@ -36,6 +36,12 @@ pub struct BenchArgs {
     /// and report each row as a ratio to it.
     #[arg(long)]
     python: bool,
+    /// Also run two one-thread replays at once in each round and report how
+    /// much faster the pair finishes than one alone: the machine's own
+    /// ceiling for thread scaling (shared caches, a busy host, sibling
+    /// hyperthreads). Needs 1 among the thread counts.
+    #[arg(long)]
+    pair: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -102,6 +108,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         repeats: args.repeats,
         output_path: scratch_dir.join("decisions.jsonl"),
         python: args.python,
+        pair: args.pair,
     };
     let report = run_bench(&corpus_path, &config);
     let _ = std::fs::remove_dir_all(&scratch_dir);
