@@ -110,8 +110,8 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             let second_output = config.output_path.with_extension("pair.jsonl");
             let started = Instant::now();
             let (first, second) = std::thread::scope(|scope| {
-                let second = scope
-                    .spawn(|| timed_replay(config, path_text, 1, &second_output).map(|_| ()));
+                let second =
+                    scope.spawn(|| timed_replay(config, path_text, 1, &second_output).map(|_| ()));
                 let first = timed_replay(config, path_text, 1, &config.output_path).map(|_| ());
                 (first, second.join())
             });

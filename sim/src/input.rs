@@ -291,8 +291,9 @@ impl<R: Read> LineReader<R> {
 }
 
 /// Batches of input lines, bounded whatever the corpus size: read ahead by a
-/// reader thread (at most two in flight, buffers recycled), or — for a run
-/// on one thread — read in turn on the caller's thread.
+/// reader thread (at most two in flight, buffers recycled), or read in turn
+/// on the caller's thread (a run on one thread; replay's workers, who take
+/// turns with one under a lock).
 pub struct BatchReader {
     source: BatchSource,
 }
@@ -305,7 +306,8 @@ enum BatchSource {
     },
     Inline {
         lines: LineReader<Box<dyn Read + Send>>,
-        spare: Option<Batch>,
+        /// Consumed batches whose buffers the next reads fill.
+        spare: Vec<Batch>,
         done: bool,
     },
 }
@@ -367,10 +369,21 @@ impl BatchReader {
     /// Read `reader` on the caller's thread, one batch per [`Self::next_batch`]:
     /// for runs asked to use a single thread.
     pub fn inline(reader: Box<dyn Read + Send>, live: bool) -> BatchReader {
+        BatchReader::inline_with_lines_max(reader, live, BATCH_LINES_MAX)
+    }
+
+    /// [`Self::inline`] with batches of at most `lines_max` lines: for
+    /// workers that take turns reading a file (each batch is then read by
+    /// the thread that prepares it).
+    pub fn inline_with_lines_max(
+        reader: Box<dyn Read + Send>,
+        live: bool,
+        lines_max: usize,
+    ) -> BatchReader {
         BatchReader {
             source: BatchSource::Inline {
-                lines: line_reader(reader, live),
-                spare: None,
+                lines: line_reader(reader, live).with_lines_max(lines_max),
+                spare: Vec::new(),
                 done: false,
             },
         }
@@ -397,7 +410,7 @@ impl BatchReader {
                 if *done {
                     return None;
                 }
-                let mut batch = spare.take().unwrap_or_default();
+                let mut batch = spare.pop().unwrap_or_default();
                 match lines.next_batch(&mut batch) {
                     Ok(true) => Some(Ok(batch)),
                     Ok(false) => {
@@ -448,7 +461,11 @@ impl BatchReader {
             BatchSource::Thread { recycle, .. } => {
                 let _ = recycle.send(batch);
             }
-            BatchSource::Inline { spare, .. } => *spare = Some(batch),
+            BatchSource::Inline { spare, .. } => {
+                if spare.len() < SPARE_BATCHES_MAX {
+                    spare.push(batch);
+                }
+            }
         }
     }
 
@@ -469,6 +486,11 @@ impl BatchReader {
         }
     }
 }
+
+/// Consumed batches an inline reader keeps for reuse: one per worker that
+/// may be between two reads, for the thread counts replay uses on a few
+/// cores; more are freed.
+const SPARE_BATCHES_MAX: usize = 8;
 
 fn line_reader(reader: Box<dyn Read + Send>, live: bool) -> LineReader<Box<dyn Read + Send>> {
     if live {

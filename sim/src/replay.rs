@@ -331,8 +331,18 @@ fn replay_on_workers(
     // WORKER_LINES_IN_FLIGHT lines whatever the thread count.
     let lines_max = (WORKER_LINES_IN_FLIGHT / config.threads).max(BATCH_LINES_FIRST);
     let live = corpus.live;
-    let reader = BatchReader::spawn_with_lines_max(corpus.reader, live, lines_max)
-        .context("cannot start the reader thread")?;
+    // A file is read by the workers themselves, in turn, each reading the
+    // batch it then prepares: no hand-off to wait on, and the batch is in
+    // that core's cache when its parse starts. A reader thread on two cores
+    // made three threads on two cores, and a worker often waited for it to
+    // be scheduled. A live stream keeps its reader thread, whose read may
+    // block for as long as the stream is quiet.
+    let reader = if live {
+        BatchReader::spawn_with_lines_max(corpus.reader, live, lines_max)
+            .context("cannot start the reader thread")?
+    } else {
+        BatchReader::inline_with_lines_max(corpus.reader, live, lines_max)
+    };
     let recycler = reader.recycler();
     let input = Mutex::new(Input {
         reader,
@@ -440,8 +450,9 @@ struct WorkerContext<'a> {
     turn_passed: &'a Condvar,
     stop: &'a AtomicBool,
     planner: Option<&'a EnforcementPlanner>,
-    /// Gives batch buffers back to the reader thread. Not through `input`:
-    /// on a live stream another worker may hold it while it waits for input.
+    /// Gives batch buffers back to the reader thread, if there is one. Not
+    /// through `input`: on a live stream another worker may hold it while it
+    /// waits for input (a file's reads never wait long).
     recycler: Option<&'a mpsc::Sender<Batch>>,
 }
 
@@ -499,9 +510,12 @@ impl WorkerContext<'_> {
                 self.turn_passed.notify_all();
                 slots
             };
-            if let Some(recycler) = self.recycler {
+            match self.recycler {
                 // The reader may have ended; the buffers are then just freed.
-                let _ = recycler.send(batch);
+                Some(recycler) => {
+                    let _ = recycler.send(batch);
+                }
+                None => lock(self.input).reader.recycle(batch),
             }
             let rendered = render_batch(
                 &config.gate,
