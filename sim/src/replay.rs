@@ -9,8 +9,8 @@
 //! 3. **render**: notes, enforcement plan, JSON.
 //!
 //! With more than one thread, workers each take a batch through all three
-//! stages, taking turns for the second, and the calling thread writes the
-//! rendered batches in input order (`replay_on_workers`). Output is
+//! stages, taking turns for the second, and write the rendered batches in
+//! input order (`replay_on_workers`). Output is
 //! therefore byte-identical for any thread count, and memory is bounded by
 //! the batch size, the worker count and the process tables, never by the
 //! corpus. One thread runs the stages in turn.
@@ -220,7 +220,7 @@ pub fn replay(
     config: &ReplayConfig,
     corpus: Corpus,
     out: &mut (dyn Write + Send),
-    errors: &mut dyn Write,
+    errors: &mut (dyn Write + Send),
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
     if config.threads > 1 {
@@ -313,17 +313,18 @@ struct Input {
 }
 
 /// Replay a file with `config.threads` workers, each of which takes a batch
-/// through every stage — prepare, advance (in its turn: batches advance one
-/// after another, in input order), render — while this thread writes the
-/// rendered batches in input order. A batch stays on one core from its
-/// parse to its record, and the only hand-offs are a turn and a finished
-/// text. On a live stream a batch closes as soon as no more input is ready,
-/// and each batch's records are flushed as soon as they are written.
+/// through every stage — read (in turn), prepare, advance (in its turn:
+/// batches advance one after another, in input order), render, write (the
+/// worker that finishes the next batch in input order writes it, and any
+/// later ones already finished). A batch stays on one core from its read to
+/// its record, and this thread only waits. On a live stream a batch closes
+/// as soon as no more input is ready, and each batch's records are flushed
+/// as soon as they are written.
 fn replay_on_workers(
     config: &ReplayConfig,
     corpus: Corpus,
     out: &mut (dyn Write + Send),
-    errors: &mut dyn Write,
+    errors: &mut (dyn Write + Send),
     started: Instant,
 ) -> Result<ReplaySummary> {
     // Every worker holds a batch (and its events and records), so batches
@@ -367,87 +368,116 @@ fn replay_on_workers(
     let turn_passed = Condvar::new();
     // Set when the run must end early: an error, or `--max-events` reached.
     let stop = AtomicBool::new(false);
-    let mut sink = RecordSink::new(out, config.digest);
-    let mut summary = ReplaySummary {
-        threads: config.threads,
-        ..ReplaySummary::default()
-    };
-    let mut progress = Progress::new(config.progress, corpus.total_bytes, corpus.bytes_read);
+    let output = Mutex::new(Output {
+        sink: RecordSink::new(out, config.digest),
+        errors,
+        finished: BTreeMap::new(),
+        next: 0,
+        events: 0,
+        summary: ReplaySummary {
+            threads: config.threads,
+            ..ReplaySummary::default()
+        },
+        progress: Progress::new(config.progress, corpus.total_bytes, corpus.bytes_read),
+        live,
+        failure: None,
+    });
 
-    let written = std::thread::scope(|scope| -> Result<()> {
-        let (done_tx, done_rx) = mpsc::channel::<Result<(u64, Rendered)>>();
+    std::thread::scope(|scope| -> Result<()> {
         for i in 0..config.threads {
-            let done_tx = done_tx.clone();
             let work = WorkerContext {
                 config,
                 input: &input,
                 turn: &turn,
                 turn_passed: &turn_passed,
+                output: &output,
                 stop: &stop,
                 planner: planner.as_ref(),
                 recycler: recycler.as_ref(),
             };
             std::thread::Builder::new()
                 .name(format!("scbe-replay-{i}"))
-                .spawn_scoped(scope, move || work.run(&done_tx))
+                .spawn_scoped(scope, move || work.run())
                 .context("cannot start a replay worker")?;
         }
-        drop(done_tx);
-        let fail = |e: anyhow::Error| {
-            stop.store(true, Ordering::Relaxed);
-            turn_passed.notify_all();
-            Err(e)
-        };
-        // Batches finish in any order; they are written in input order.
-        let mut finished: BTreeMap<u64, Rendered> = BTreeMap::new();
-        let mut next_write = 0u64;
-        let mut events = 0u64;
-        for message in done_rx {
-            let (seq, rendered) = match message {
-                Ok(done) => done,
-                Err(e) => return fail(e),
-            };
-            finished.insert(seq, rendered);
-            while let Some(rendered) = finished.remove(&next_write) {
-                next_write += 1;
-                events += rendered.events;
-                if let Err(e) = absorb(&mut summary, &mut sink, errors, rendered, live) {
-                    return fail(e);
-                }
-                progress.update(events);
-            }
-        }
         Ok(())
-    });
+    })?;
     let input = input
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     input
         .reader
         .finish(input.ended && !stop.load(Ordering::Relaxed));
-    written?;
+    let mut output = output
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(e) = output.failure {
+        return Err(e);
+    }
     let turn = turn
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let counts = turn.counts;
+    let mut summary = output.summary;
     summary.lines_read = counts.lines_read;
     summary.blank_lines = counts.blank_lines;
     summary.events_seen = counts.events_seen;
     summary.decided = counts.decided;
     summary.errors = counts.errors;
-    summary.output_sha256 = sink.finish()?;
-    progress.finish();
+    summary.output_sha256 = output.sink.finish()?;
+    output.progress.finish();
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.state_evictions = turn.bridge.table().evictions();
     Ok(summary)
 }
 
+/// The writing stage's state, shared by the workers: batches finish in any
+/// order and are written in input order.
+struct Output<'w> {
+    sink: RecordSink<'w>,
+    errors: &'w mut (dyn Write + Send),
+    /// Rendered batches waiting for an earlier one.
+    finished: BTreeMap<u64, Rendered>,
+    /// The batch to write next.
+    next: u64,
+    /// Lines written so far (for progress).
+    events: u64,
+    /// The output counts (`events_emitted`, by action and state).
+    summary: ReplaySummary,
+    progress: Progress,
+    live: bool,
+    /// The first error of the run; set, the run stops.
+    failure: Option<anyhow::Error>,
+}
+
+impl Output<'_> {
+    /// Take a rendered batch and write every batch that is now next in
+    /// input order.
+    fn finish(&mut self, seq: u64, rendered: Rendered) -> Result<()> {
+        self.finished.insert(seq, rendered);
+        while let Some(rendered) = self.finished.remove(&self.next) {
+            self.next += 1;
+            self.events += rendered.events;
+            absorb(
+                &mut self.summary,
+                &mut self.sink,
+                self.errors,
+                rendered,
+                self.live,
+            )?;
+            self.progress.update(self.events);
+        }
+        Ok(())
+    }
+}
+
 /// What a worker shares with the others.
-struct WorkerContext<'a> {
+struct WorkerContext<'a, 'w> {
     config: &'a ReplayConfig,
     input: &'a Mutex<Input>,
     turn: &'a Mutex<Turn>,
     turn_passed: &'a Condvar,
+    output: &'a Mutex<Output<'w>>,
     stop: &'a AtomicBool,
     planner: Option<&'a EnforcementPlanner>,
     /// Gives batch buffers back to the reader thread, if there is one. Not
@@ -456,8 +486,21 @@ struct WorkerContext<'a> {
     recycler: Option<&'a mpsc::Sender<Batch>>,
 }
 
-impl WorkerContext<'_> {
-    fn run(&self, done: &mpsc::Sender<Result<(u64, Rendered)>>) {
+impl WorkerContext<'_, '_> {
+    /// End the run with `error` (the first one is kept): later batches are
+    /// neither read nor advanced, and workers waiting for a turn stop.
+    fn fail(&self, error: anyhow::Error) {
+        let mut output = lock(self.output);
+        output.failure.get_or_insert(error);
+        self.stop.store(true, Ordering::Relaxed);
+        drop(output);
+        // Under the turn's lock, so that no worker checks `stop` and then
+        // misses this wake-up.
+        let _turn = lock(self.turn);
+        self.turn_passed.notify_all();
+    }
+
+    fn run(&self) {
         let config = self.config;
         let mut scratch = ScanScratch::default();
         let planner = self.planner.map(EnforcementPlanner::for_another_thread);
@@ -474,7 +517,8 @@ impl WorkerContext<'_> {
                     }
                     Some(Err(e)) => {
                         input.ended = true;
-                        let _ = done.send(Err(anyhow::Error::new(e).context("cannot read input")));
+                        drop(input);
+                        self.fail(anyhow::Error::new(e).context("cannot read input"));
                         return;
                     }
                     Some(Ok(batch)) => {
@@ -524,7 +568,15 @@ impl WorkerContext<'_> {
                 slots,
                 &mut scratch,
             );
-            if done.send(Ok((seq, rendered))).is_err() {
+            // Every advanced batch is written, `--max-events`' last one
+            // included; only a failure drops what follows it.
+            let mut output = lock(self.output);
+            if output.failure.is_some() {
+                return;
+            }
+            if let Err(e) = output.finish(seq, rendered) {
+                drop(output);
+                self.fail(e);
                 return;
             }
         }

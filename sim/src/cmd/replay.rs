@@ -107,8 +107,9 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         )),
         None => Box::new(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, io::stdout())),
     };
-    let stderr = io::stderr();
-    let mut errors = BufWriter::new(stderr.lock());
+    // Not locked for the whole run: the workers write error lines, and
+    // progress is drawn, from other threads.
+    let mut errors = BufWriter::new(io::stderr());
     let summary = replay(&config, corpus, &mut out, &mut errors)?;
     drop(out);
     writeln!(errors, "{}", summary.to_json())?;
