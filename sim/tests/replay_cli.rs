@@ -109,6 +109,16 @@ fn output_file_digest_and_threads_agree() {
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10);
     }
     assert_eq!(digests[0], digests[1]);
+    // `--output -` is stdout, as for `synth`: no file named `-`.
+    let out = sim()
+        .current_dir(&dir)
+        .args(["replay", "-q", "--digest", "--output", "-"])
+        .arg(example("clean-workload.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 10);
+    assert!(!dir.join("-").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

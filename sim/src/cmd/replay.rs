@@ -41,7 +41,7 @@ pub struct ReplayArgs {
     /// Stop after this many (non-blank) input events.
     #[arg(long, value_name = "N")]
     max_events: Option<u64>,
-    /// Write records here instead of stdout.
+    /// Write records here instead of stdout (`-` is stdout).
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Worker threads (default: all cores). Output is identical for every value;
@@ -100,12 +100,12 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     };
     let corpus = open_corpus(&args.input)?;
     let mut out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(BufWriter::with_capacity(
+        Some(path) if path.as_os_str() != "-" => Box::new(BufWriter::with_capacity(
             OUTPUT_BUFFER_BYTES,
             File::create(path)
                 .with_context(|| format!("cannot create output {}", path.display()))?,
         )),
-        None => Box::new(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, io::stdout())),
+        _ => Box::new(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, io::stdout())),
     };
     // Not locked for the whole run: the workers write error lines, and
     // progress is drawn, from other threads.
