@@ -32,6 +32,9 @@ pub struct ScalingRow {
     pub speedup: f64,
     /// Relative to the Python `json.loads` loop, when measured.
     pub vs_python: Option<f64>,
+    /// Share of the machine's CPU time the hypervisor took for other guests
+    /// while this row's replays ran (`steal` in `/proc/stat`), when known.
+    pub steal_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +49,9 @@ pub struct BenchReport {
     pub latency_ns_p999: u64,
     pub peak_rss_kib: Option<u64>,
     pub python_lines_per_second: Option<f64>,
+    /// [`ScalingRow::steal_percent`] while the Python loop ran (it runs in
+    /// its own process, its start-up included).
+    pub python_steal_percent: Option<f64>,
     /// Two one-thread replays run at once against one alone (`--pair`): what
     /// the machine gives two independent jobs.
     pub pair_speedup: Option<f64>,
@@ -80,12 +86,22 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
     // vary by 2× from one minute to the next); speedups are per round too.
     // Medians are taken per column.
     let repeats = config.repeats.max(1);
+    // (stolen, all) CPU ticks while the Python loop ran.
+    let python_stolen = std::cell::Cell::new((0u64, 0u64));
     let python_rate = || -> Result<Option<f64>> {
-        if config.python {
-            python_json_loads_rate(corpus_path)
-        } else {
-            Ok(None)
+        if !config.python {
+            return Ok(None);
         }
+        let before = cpu_ticks();
+        let rate = python_json_loads_rate(corpus_path)?;
+        if let (Some(before), Some(after)) = (before, cpu_ticks()) {
+            let (steal, all) = python_stolen.get();
+            python_stolen.set((
+                steal + after.0.saturating_sub(before.0),
+                all + after.1.saturating_sub(before.1),
+            ));
+        }
+        Ok(rate)
     };
     let mut python_rates: Vec<f64> = python_rate()?.into_iter().collect();
     let mut walls: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); config.threads.len()];
@@ -97,9 +113,16 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
         None
     };
     let mut pair_speedups = Vec::with_capacity(repeats);
+    // Per column: (stolen, all) CPU ticks while its replays ran.
+    let mut stolen = vec![(0u64, 0u64); config.threads.len()];
     for _ in 0..repeats {
         for (column, &threads) in config.threads.iter().enumerate() {
+            let before = cpu_ticks();
             let (wall, seen) = timed_replay(config, path_text, threads, &config.output_path)?;
+            if let (Some(before), Some(after)) = (before, cpu_ticks()) {
+                stolen[column].0 += after.0.saturating_sub(before.0);
+                stolen[column].1 += after.1.saturating_sub(before.1);
+            }
             events = seen;
             walls[column].push(wall);
         }
@@ -132,8 +155,10 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             .collect()
     });
     let python_lines_per_second = (!python_rates.is_empty()).then(|| median(&mut python_rates));
+    let (steal, all) = python_stolen.get();
+    let python_steal_percent = (all > 0).then(|| 100.0 * steal as f64 / all as f64);
     let first_walls = walls.first().cloned().unwrap_or_default();
-    for (&threads, walls) in config.threads.iter().zip(&walls) {
+    for ((&threads, walls), &(steal, all)) in config.threads.iter().zip(&walls).zip(&stolen) {
         let mut vs_python: Option<Vec<f64>> = python_around.as_ref().map(|around| {
             walls
                 .iter()
@@ -154,6 +179,7 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             megabytes_per_second: input_bytes as f64 / wall / 1e6,
             speedup: median(&mut speedups),
             vs_python: vs_python.as_deref_mut().map(median),
+            steal_percent: (all > 0).then(|| 100.0 * steal as f64 / all as f64),
         });
     }
     let pair_speedup = (!pair_speedups.is_empty()).then(|| median(&mut pair_speedups));
@@ -169,6 +195,7 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
         latency_ns_p999: latency.value_at_quantile(0.999),
         peak_rss_kib: peak_rss_kib(),
         python_lines_per_second,
+        python_steal_percent,
         pair_speedup,
     })
 }
@@ -202,6 +229,23 @@ fn timed_replay(
     drop(out);
     remove_if_present(output_path)?;
     Ok((wall, summary.events_seen))
+}
+
+/// The machine's CPU time so far, in ticks: (stolen by the hypervisor, all),
+/// from the first line of `/proc/stat` (Linux only).
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice],
+    // the guest times being already part of user and nice.
+    let steal = *fields.get(7)?;
+    Some((steal, fields.iter().take(8).sum()))
 }
 
 /// Remove `path` unless it is already gone.
@@ -306,6 +350,7 @@ impl BenchReport {
                     "megabytes_per_second": (r.megabytes_per_second * 10.0).round() / 10.0,
                     "speedup": (r.speedup * 100.0).round() / 100.0,
                     "vs_python_json_loads": r.vs_python.map(|v| (v * 100.0).round() / 100.0),
+                    "steal_percent": r.steal_percent.map(|v| (v * 10.0).round() / 10.0),
                 })
             })
             .collect();
@@ -322,6 +367,7 @@ impl BenchReport {
             },
             "peak_rss_kib": self.peak_rss_kib,
             "python_json_loads_lines_per_second": self.python_lines_per_second.map(f64::round),
+            "python_steal_percent": self.python_steal_percent.map(|v| (v * 10.0).round() / 10.0),
             "independent_pair_speedup": self.pair_speedup.map(|v| (v * 100.0).round() / 100.0),
         })
         .to_string()
@@ -336,22 +382,36 @@ impl BenchReport {
             self.input_bytes as f64 / 1e6,
             self.repeats
         );
-        out.push_str("threads      events/s      MB/s   speedup   vs python json.loads\n");
+        out.push_str("threads      events/s      MB/s   speedup   vs python   CPU stolen\n");
         for r in &self.rows {
             out.push_str(&format!(
-                "{:>7} {:>13.0} {:>9.1} {:>8.2}x   {}\n",
+                "{:>7} {:>13.0} {:>9.1} {:>8.2}x {:>10} {:>11}\n",
                 r.threads,
                 r.events_per_second,
                 r.megabytes_per_second,
                 r.speedup,
                 r.vs_python.map_or("-".to_owned(), |v| format!("{v:.2}x")),
+                r.steal_percent
+                    .map_or("-".to_owned(), |v| format!("{v:.1}%")),
             ));
         }
         if let Some(py) = self.python_lines_per_second {
             out.push_str(&format!(
-                "python3 json.loads loop: {py:.0} lines/s (median); a round's ratio is to the Python runs\n\
-                 just before and after it (geometric mean)\n"
+                "python3 json.loads loop: {py:.0} lines/s (median){}; a round's ratio is to the\n\
+                 Python runs just before and after it (geometric mean)\n",
+                self.python_steal_percent
+                    .map_or(String::new(), |v| format!(", CPU stolen {v:.1}%")),
             ));
+        }
+        let steals = self.rows.iter().map(|r| r.steal_percent);
+        if steals
+            .chain([self.python_steal_percent])
+            .any(|v| v.is_some_and(|v| v >= 5.0))
+        {
+            out.push_str(
+                "the hypervisor took 5% or more of the CPU during some runs: other guests\n\
+                 were busy, and speedups and ratios are less reliable than usual\n",
+            );
         }
         if let Some(pair) = self.pair_speedup {
             out.push_str(&format!(
