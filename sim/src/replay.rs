@@ -40,8 +40,19 @@ use crate::progress::Progress;
 /// Measured on two cores (`scbe-sim bench`, 15 rounds): 512-line batches
 /// per worker replay 7–20% faster than 2,048-line ones — a batch, its
 /// events and its records stay within a core's cache, and a run ends with
-/// less of one worker's last batch left while the other idles.
+/// less of one worker's last batch left while the other idles. 256-line
+/// batches per worker (as on one thread, see [`ONE_THREAD_BATCH_LINES`])
+/// were 3–9% slower on two: twice the turns to hand over.
 const WORKER_LINES_IN_FLIGHT: usize = BATCH_LINES_MAX / 2;
+
+/// Lines per batch on one thread. A batch's lines, events and records must
+/// stay within the core's 2 MiB L2 cache: with 2,048-line batches (2.4 MB of
+/// parity lines alone) a cache simulation (`valgrind --tool=cachegrind
+/// --cache-sim=yes --LL=2097152,16,64`) counts 138 L2 data misses per event,
+/// with 256-line ones 26, and replay ran 3.2× the Python loop against 2.8×
+/// (medians of nine 15-round `scbe-sim bench --threads 1` runs each, taken
+/// alternately). 128 lines: fewer misses still, no faster.
+const ONE_THREAD_BATCH_LINES: usize = 256;
 
 /// Buffer for replay's output. Rendered batches (hundreds of kilobytes) are
 /// larger, so `BufWriter` hands them to the file directly instead of copying
@@ -239,7 +250,8 @@ fn replay_on_this_thread(
     started: Instant,
 ) -> Result<ReplaySummary> {
     let mut sink = RecordSink::new(out, config.digest);
-    let mut reader = BatchReader::inline(corpus.reader, corpus.live);
+    let mut reader =
+        BatchReader::inline_with_lines_max(corpus.reader, corpus.live, ONE_THREAD_BATCH_LINES);
     let live = corpus.live;
 
     let mut bridge = Bridge::new(
