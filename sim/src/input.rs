@@ -455,7 +455,8 @@ impl BatchReader {
         }
     }
 
-    /// Hand a consumed batch's buffers back to the reader.
+    /// Hand a consumed batch's buffers back to the reader (inline, the next
+    /// read fills the last one handed back).
     pub fn recycle(&mut self, batch: Batch) {
         match &mut self.source {
             BatchSource::Thread { recycle, .. } => {

@@ -516,11 +516,19 @@ impl WorkerContext<'_, '_> {
         let config = self.config;
         let mut scratch = ScanScratch::default();
         let planner = self.planner.map(EnforcementPlanner::for_another_thread);
+        // This worker's last batch, whose buffers its next read fills: they
+        // are in this core's cache, not the other's (which a write into them
+        // would first have to take back).
+        let mut own_spare: Option<Batch> = None;
         while !self.stop.load(Ordering::Relaxed) {
             let (seq, batch) = {
                 let mut input = lock(self.input);
                 if input.ended {
                     return;
+                }
+                if let Some(spare) = own_spare.take() {
+                    // The inline reader reuses the last buffer given back.
+                    input.reader.recycle(spare);
                 }
                 match input.reader.next_batch_unless(self.stop) {
                     None => {
@@ -571,7 +579,7 @@ impl WorkerContext<'_, '_> {
                 Some(recycler) => {
                     let _ = recycler.send(batch);
                 }
-                None => lock(self.input).reader.recycle(batch),
+                None => own_spare = Some(batch),
             }
             let rendered = render_batch(
                 &config.gate,
