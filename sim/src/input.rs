@@ -160,6 +160,15 @@ pub struct LineReader<R> {
     line_bytes_expected: usize,
 }
 
+/// The read buffer under [`LineReader`]. Small enough to stay in the core's
+/// L2 cache beside a batch: against 1 MiB, a cache simulation with a 2 MiB
+/// last level (`valgrind --tool=cachegrind --cache-sim=yes
+/// --LL=2097152,16,64`, one-thread replay of the parity corpus) counts 8
+/// data misses per event instead of 26 (256 KiB: 11), and with two workers
+/// each mostly reads data its own read brought in. The extra read calls
+/// (one per 128 KiB) cost nothing measurable.
+const READ_BUFFER_BYTES: usize = 128 << 10;
+
 /// [`LineReader::line_bytes_expected`] before any batch was read: about a
 /// Falco line's size.
 const LINE_BYTES_FIRST_GUESS: usize = 1536;
@@ -167,7 +176,7 @@ const LINE_BYTES_FIRST_GUESS: usize = 1536;
 impl<R: Read> LineReader<R> {
     pub fn new(inner: R) -> LineReader<R> {
         LineReader {
-            inner: BufReader::with_capacity(1 << 20, inner),
+            inner: BufReader::with_capacity(READ_BUFFER_BYTES, inner),
             next_line_no: 1,
             after_cr: false,
             eof: false,
