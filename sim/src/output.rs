@@ -31,7 +31,7 @@ impl<'w> RecordSink<'w> {
     }
 
     /// Append rendered records.
-    pub fn write(&mut self, text: String) -> io::Result<()> {
+    pub fn write(&mut self, text: &str) -> io::Result<()> {
         if let Some(h) = self.hasher.as_mut() {
             h.update(text.as_bytes());
         }
@@ -76,7 +76,7 @@ mod tests {
     fn run(out: &mut (dyn Write + Send)) -> io::Result<Option<String>> {
         let mut sink = RecordSink::new(out, true);
         for i in 0..1000 {
-            sink.write(format!("record {i}\n"))?;
+            sink.write(&format!("record {i}\n"))?;
         }
         sink.flush()?;
         sink.finish()

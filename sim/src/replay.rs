@@ -268,6 +268,7 @@ fn replay_on_this_thread(
     let mut done = false;
 
     let mut scratch = ScanScratch::default();
+    let mut spare_text = String::new();
 
     while let Some(batch) = reader.next_batch() {
         let batch = batch.context("cannot read input")?;
@@ -292,8 +293,9 @@ fn replay_on_this_thread(
             config.alerts_only,
             slots,
             &mut scratch,
+            std::mem::take(&mut spare_text),
         );
-        absorb(&mut summary, &mut sink, errors, rendered, live)?;
+        spare_text = absorb(&mut summary, &mut sink, errors, rendered, live)?;
         progress.update(summary.events_seen);
         if done {
             break;
@@ -464,22 +466,23 @@ struct Output<'w> {
 
 impl Output<'_> {
     /// Take a rendered batch and write every batch that is now next in
-    /// input order.
-    fn finish(&mut self, seq: u64, rendered: Rendered) -> Result<()> {
+    /// input order. Returns the text buffer of the last one written, if any.
+    fn finish(&mut self, seq: u64, rendered: Rendered) -> Result<Option<String>> {
         self.finished.insert(seq, rendered);
+        let mut written = None;
         while let Some(rendered) = self.finished.remove(&self.next) {
             self.next += 1;
             self.events += rendered.events;
-            absorb(
+            written = Some(absorb(
                 &mut self.summary,
                 &mut self.sink,
                 self.errors,
                 rendered,
                 self.live,
-            )?;
+            )?);
             self.progress.update(self.events);
         }
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -520,6 +523,8 @@ impl WorkerContext<'_, '_> {
         // are in this core's cache, not the other's (which a write into them
         // would first have to take back).
         let mut own_spare: Option<Batch> = None;
+        // Likewise the text buffer of the last batch this worker wrote.
+        let mut spare_text = String::new();
         while !self.stop.load(Ordering::Relaxed) {
             let (seq, batch) = {
                 let mut input = lock(self.input);
@@ -587,6 +592,7 @@ impl WorkerContext<'_, '_> {
                 config.alerts_only,
                 slots,
                 &mut scratch,
+                std::mem::take(&mut spare_text),
             );
             // Every advanced batch is written, `--max-events`' last one
             // included; only a failure drops what follows it.
@@ -594,10 +600,13 @@ impl WorkerContext<'_, '_> {
             if output.failure.is_some() {
                 return;
             }
-            if let Err(e) = output.finish(seq, rendered) {
-                drop(output);
-                self.fail(e);
-                return;
+            match output.finish(seq, rendered) {
+                Ok(written) => spare_text = written.unwrap_or_default(),
+                Err(e) => {
+                    drop(output);
+                    self.fail(e);
+                    return;
+                }
             }
         }
     }
@@ -662,14 +671,14 @@ fn reached_max_events(config: &ReplayConfig, summary: &ReplaySummary) -> bool {
 
 /// Write a rendered batch (its error lines, then its records) and count it;
 /// on a live stream, flush both, since its decisions are wanted now, not
-/// when a buffer fills.
+/// when a buffer fills. Returns the batch's text buffer, for the next batch.
 fn absorb(
     summary: &mut ReplaySummary,
     sink: &mut RecordSink<'_>,
     errors: &mut dyn Write,
     batch: Rendered,
     live: bool,
-) -> Result<()> {
+) -> Result<String> {
     for e in &batch.errors {
         write_error(errors, e.line_no, &e.error, &e.raw)?;
     }
@@ -685,12 +694,12 @@ fn absorb(
     for (total, n) in summary.by_cell_state.iter_mut().zip(batch.by_cell_state) {
         *total += n;
     }
-    sink.write(batch.text).context("cannot write the output")?;
+    sink.write(&batch.text).context("cannot write the output")?;
     if live {
         sink.flush().context("cannot write the output")?;
         errors.flush().context("cannot write the errors")?;
     }
-    Ok(())
+    Ok(batch.text)
 }
 
 /// Stage 1 for a batch, on the calling thread (the one thread of a
@@ -722,13 +731,17 @@ fn render_batch(
     alerts_only: bool,
     slots: Vec<Slot>,
     scratch: &mut ScanScratch,
+    mut text: String,
 ) -> Rendered {
+    // Records reserve RECORD_BYTES_TYPICAL each before writing; room for
+    // that many keeps the batch's buffer from doubling (and copying itself)
+    // near its end. `text` is an earlier batch's buffer, written by this
+    // thread: reusing it writes into memory already in this core's cache.
+    text.clear();
+    text.reserve(slots.len() * RECORD_BYTES_TYPICAL);
     let mut rendered = Rendered {
         events: slots.len() as u64,
-        // Records reserve RECORD_BYTES_TYPICAL each before writing; room for
-        // that many keeps the batch's buffer from doubling (and copying
-        // itself) near its end.
-        text: String::with_capacity(slots.len() * RECORD_BYTES_TYPICAL),
+        text,
         ..Rendered::default()
     };
     // Each record is written from its prepared event where it lies (in its
