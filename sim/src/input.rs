@@ -315,8 +315,8 @@ enum BatchSource {
     },
     Inline {
         lines: LineReader<Box<dyn Read + Send>>,
-        /// Consumed batches whose buffers the next reads fill.
-        spare: Vec<Batch>,
+        /// A consumed batch whose buffers the next read fills.
+        spare: Option<Batch>,
         done: bool,
     },
 }
@@ -392,7 +392,7 @@ impl BatchReader {
         BatchReader {
             source: BatchSource::Inline {
                 lines: line_reader(reader, live).with_lines_max(lines_max),
-                spare: Vec::new(),
+                spare: None,
                 done: false,
             },
         }
@@ -419,7 +419,7 @@ impl BatchReader {
                 if *done {
                     return None;
                 }
-                let mut batch = spare.pop().unwrap_or_default();
+                let mut batch = spare.take().unwrap_or_default();
                 match lines.next_batch(&mut batch) {
                     Ok(true) => Some(Ok(batch)),
                     Ok(false) => {
@@ -465,17 +465,14 @@ impl BatchReader {
     }
 
     /// Hand a consumed batch's buffers back to the reader (inline, the next
-    /// read fills the last one handed back).
+    /// read fills them: replay's workers each hand theirs back just before
+    /// they read, so each reuses its own).
     pub fn recycle(&mut self, batch: Batch) {
         match &mut self.source {
             BatchSource::Thread { recycle, .. } => {
                 let _ = recycle.send(batch);
             }
-            BatchSource::Inline { spare, .. } => {
-                if spare.len() < SPARE_BATCHES_MAX {
-                    spare.push(batch);
-                }
-            }
+            BatchSource::Inline { spare, .. } => *spare = Some(batch),
         }
     }
 
@@ -496,11 +493,6 @@ impl BatchReader {
         }
     }
 }
-
-/// Consumed batches an inline reader keeps for reuse: one per worker that
-/// may be between two reads, for the thread counts replay uses on a few
-/// cores; more are freed.
-const SPARE_BATCHES_MAX: usize = 8;
 
 fn line_reader(reader: Box<dyn Read + Send>, live: bool) -> LineReader<Box<dyn Read + Send>> {
     if live {

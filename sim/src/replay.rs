@@ -532,7 +532,7 @@ impl WorkerContext<'_, '_> {
                     return;
                 }
                 if let Some(spare) = own_spare.take() {
-                    // The inline reader reuses the last buffer given back.
+                    // The inline reader fills the batch given back last.
                     input.reader.recycle(spare);
                 }
                 match input.reader.next_batch_unless(self.stop) {
