@@ -28,8 +28,10 @@ pub struct BenchArgs {
     /// Policy file; the reference policy when omitted.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// Rounds; each runs every thread count once (and the Python loop, with
-    /// `--python`). Medians are reported.
+    /// Rounds; each runs every thread count once. With `--python` the
+    /// Python loop runs before the first round and after every round, and
+    /// each round is compared with the runs on either side. Medians are
+    /// reported.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// Also time a Python `json.loads` loop over the same file (needs python3)
