@@ -2,18 +2,11 @@
 //! errors. (Throughput itself is never asserted: this machine's speed varies
 //! by 2× from one minute to the next.)
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn sim() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scbe-sim"))
-}
+mod common;
 
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../corpora/examples")
-        .join(name)
-}
+use common::{example, sim};
 
 fn python3_available() -> bool {
     Command::new("python3")

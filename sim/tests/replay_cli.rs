@@ -3,19 +3,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn sim() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scbe-sim"))
-}
+mod common;
 
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../corpora/examples")
-        .join(name)
-}
+use common::{example, sim};
 
 fn summary(stderr: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(stderr);
