@@ -246,8 +246,9 @@ impl ScanScratch {
     /// Keep a decided record's event and process key for reuse: mapping the
     /// next event into their strings saves a dozen allocations per event.
     pub fn recycle(&mut self, record: crate::record::DecisionRecord) {
+        // Checked here too, so that a full pool costs no box.
         if self.spare.len() < SPARE_EVENTS_MAX {
-            self.spare.push(Box::new(crate::record::Prepared {
+            self.recycle_prepared(Box::new(crate::record::Prepared {
                 event: record.event,
                 process_key: record.process_key,
                 features: record.features,

@@ -86,22 +86,12 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
     // vary by 2× from one minute to the next); speedups are per round too.
     // Medians are taken per column.
     let repeats = config.repeats.max(1);
-    // (stolen, all) CPU ticks while the Python loop ran.
-    let python_stolen = std::cell::Cell::new((0u64, 0u64));
-    let python_rate = || -> Result<Option<f64>> {
+    let mut python_stolen = Stolen::default();
+    let mut python_rate = || -> Result<Option<f64>> {
         if !config.python {
             return Ok(None);
         }
-        let before = cpu_ticks();
-        let rate = python_json_loads_rate(corpus_path)?;
-        if let (Some(before), Some(after)) = (before, cpu_ticks()) {
-            let (steal, all) = python_stolen.get();
-            python_stolen.set((
-                steal + after.0.saturating_sub(before.0),
-                all + after.1.saturating_sub(before.1),
-            ));
-        }
-        Ok(rate)
+        python_stolen.during(|| python_json_loads_rate(corpus_path))
     };
     let mut python_rates: Vec<f64> = python_rate()?.into_iter().collect();
     let mut walls: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); config.threads.len()];
@@ -113,16 +103,12 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
         None
     };
     let mut pair_speedups = Vec::with_capacity(repeats);
-    // Per column: (stolen, all) CPU ticks while its replays ran.
-    let mut stolen = vec![(0u64, 0u64); config.threads.len()];
+    // Per column: the CPU stolen while its replays ran.
+    let mut stolen = vec![Stolen::default(); config.threads.len()];
     for _ in 0..repeats {
         for (column, &threads) in config.threads.iter().enumerate() {
-            let before = cpu_ticks();
-            let (wall, seen) = timed_replay(config, path_text, threads, &config.output_path)?;
-            if let (Some(before), Some(after)) = (before, cpu_ticks()) {
-                stolen[column].0 += after.0.saturating_sub(before.0);
-                stolen[column].1 += after.1.saturating_sub(before.1);
-            }
+            let (wall, seen) = stolen[column]
+                .during(|| timed_replay(config, path_text, threads, &config.output_path))?;
             events = seen;
             walls[column].push(wall);
         }
@@ -155,10 +141,9 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             .collect()
     });
     let python_lines_per_second = (!python_rates.is_empty()).then(|| median(&mut python_rates));
-    let (steal, all) = python_stolen.get();
-    let python_steal_percent = (all > 0).then(|| 100.0 * steal as f64 / all as f64);
+    let python_steal_percent = python_stolen.percent();
     let first_walls = walls.first().cloned().unwrap_or_default();
-    for ((&threads, walls), &(steal, all)) in config.threads.iter().zip(&walls).zip(&stolen) {
+    for ((&threads, walls), stolen) in config.threads.iter().zip(&walls).zip(&stolen) {
         let mut vs_python: Option<Vec<f64>> = python_around.as_ref().map(|around| {
             walls
                 .iter()
@@ -179,7 +164,7 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             megabytes_per_second: input_bytes as f64 / wall / 1e6,
             speedup: median(&mut speedups),
             vs_python: vs_python.as_deref_mut().map(median),
-            steal_percent: (all > 0).then(|| 100.0 * steal as f64 / all as f64),
+            steal_percent: stolen.percent(),
         });
     }
     let pair_speedup = (!pair_speedups.is_empty()).then(|| median(&mut pair_speedups));
@@ -188,7 +173,7 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
         corpus: corpus_path.display().to_string(),
         events,
         input_bytes,
-        repeats: config.repeats.max(1),
+        repeats,
         rows,
         latency_ns_p50: latency.value_at_quantile(0.50),
         latency_ns_p99: latency.value_at_quantile(0.99),
@@ -229,6 +214,32 @@ fn timed_replay(
     drop(out);
     remove_if_present(output_path)?;
     Ok((wall, summary.events_seen))
+}
+
+/// CPU time stolen by the hypervisor over some timed stretches, in ticks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stolen {
+    steal: u64,
+    all: u64,
+}
+
+impl Stolen {
+    /// Run `f`, adding the machine's stolen and total CPU time meanwhile
+    /// (nothing where `/proc/stat` cannot be read).
+    fn during<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let before = cpu_ticks();
+        let result = f();
+        if let (Some(before), Some(after)) = (before, cpu_ticks()) {
+            self.steal += after.0.saturating_sub(before.0);
+            self.all += after.1.saturating_sub(before.1);
+        }
+        result
+    }
+
+    /// The stolen share of all CPU time, in percent, when any was counted.
+    fn percent(&self) -> Option<f64> {
+        (self.all > 0).then(|| 100.0 * self.steal as f64 / self.all as f64)
+    }
 }
 
 /// The machine's CPU time so far, in ticks: (stolen by the hypervisor, all),
