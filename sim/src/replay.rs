@@ -331,9 +331,9 @@ struct Input {
 /// batches advance one after another, in input order), render, write (the
 /// worker that finishes the next batch in input order writes it, and any
 /// later ones already finished). A batch stays on one core from its read to
-/// its record, and this thread only waits. On a live stream a batch closes
-/// as soon as no more input is ready, and each batch's records are flushed
-/// as soon as they are written.
+/// its record, and this thread is one of the workers. On a live stream a
+/// batch closes as soon as no more input is ready, and each batch's records
+/// are flushed as soon as they are written.
 fn replay_on_workers(
     config: &ReplayConfig,
     corpus: Corpus,
