@@ -158,6 +158,9 @@ pub struct LineReader<R> {
     /// Bytes a line of the next batch is expected to take (the last batch's
     /// average, with a margin).
     line_bytes_expected: usize,
+    /// A read that failed after the lines before it were batched: reported
+    /// by the next call, so those lines are still decided.
+    failed: Option<io::Error>,
 }
 
 /// The read buffer under [`LineReader`]. Small enough to stay in the core's
@@ -184,6 +187,7 @@ impl<R: Read> LineReader<R> {
             batch_lines: BATCH_LINES_FIRST,
             lines_max: BATCH_LINES_MAX,
             line_bytes_expected: LINE_BYTES_FIRST_GUESS,
+            failed: None,
         }
     }
 
@@ -202,10 +206,16 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// Fill `batch` with the next lines; `false` at end of input.
+    /// Fill `batch` with the next lines; `false` at end of input. A read
+    /// error (a truncated `.gz`, an I/O error) comes after every whole line
+    /// before it has been returned, and says after which line the input
+    /// broke; the partial line it cut is not a line.
     pub fn next_batch(&mut self, batch: &mut Batch) -> io::Result<bool> {
         batch.data.clear();
         batch.lines.clear();
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         // Room for the whole batch up front, in a fresh buffer when the old
         // one is too small: growing it midway, or even reserving while
         // empty, copies its old contents (megabytes, while batches ramp up).
@@ -230,7 +240,20 @@ impl<R: Read> LineReader<R> {
             {
                 break;
             }
-            self.read_line(batch)?;
+            let line_start = batch.data.len();
+            if let Err(e) = self.read_line(batch) {
+                batch.data.truncate(line_start);
+                let e = match self.next_line_no - 1 {
+                    0 => io::Error::new(e.kind(), format!("{e} (before the first line)")),
+                    whole => io::Error::new(e.kind(), format!("{e} (after line {whole})")),
+                };
+                self.eof = true;
+                if batch.lines.is_empty() {
+                    return Err(e);
+                }
+                self.failed = Some(e);
+                break;
+            }
         }
         self.batch_lines = (self.batch_lines * 2).min(self.lines_max);
         if !batch.lines.is_empty() {
@@ -547,5 +570,40 @@ mod tests {
         assert_eq!(got[0].1.len(), LINE_BYTES_MAX + 1);
         assert_eq!(got[0].2, LINE_BYTES_MAX * 3);
         assert_eq!(got[1].1, b"{}");
+    }
+
+    /// Yields `good`, then fails as a truncated `.gz` does.
+    struct Broken<'a> {
+        good: &'a [u8],
+    }
+
+    impl Read for Broken<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.good.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "stream cut"));
+            }
+            let n = self.good.len().min(buf.len()).min(3);
+            buf[..n].copy_from_slice(&self.good[..n]);
+            self.good = &self.good[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_failed_read_comes_after_every_whole_line_before_it() {
+        let mut reader = LineReader::new(Broken {
+            good: b"{}\n[]\npartial",
+        });
+        let mut batch = Batch::default();
+        assert!(reader.next_batch(&mut batch).unwrap());
+        let texts: Vec<&[u8]> = batch.lines.iter().map(|slot| batch.line(slot)).collect();
+        assert_eq!(texts, vec![&b"{}"[..], b"[]"]);
+        let error = reader.next_batch(&mut batch).unwrap_err();
+        assert_eq!(error.to_string(), "stream cut (after line 2)");
+        assert!(!reader.next_batch(&mut batch).unwrap());
+
+        let mut reader = LineReader::new(Broken { good: b"" });
+        let error = reader.next_batch(&mut batch).unwrap_err();
+        assert_eq!(error.to_string(), "stream cut (before the first line)");
     }
 }

@@ -271,7 +271,14 @@ fn replay_on_this_thread(
     let mut spare_text = String::new();
 
     while let Some(batch) = reader.next_batch() {
-        let batch = batch.context("cannot read input")?;
+        let batch = match batch {
+            Ok(batch) => batch,
+            // Every line before the failed read is decided and written.
+            Err(e) => {
+                sink.finish()?;
+                return Err(anyhow::Error::new(e).context("cannot read input"));
+            }
+        };
         let prepared = prepare_batch(&config.gate, &config.mapping, &batch, &mut scratch);
 
         // Stage 2: advance per-process state, strictly in input order.
@@ -324,6 +331,9 @@ struct Input {
     reader: BatchReader,
     next: u64,
     ended: bool,
+    /// A read that failed: the input ends there, and once every batch
+    /// before it is written the run reports it.
+    failed: Option<std::io::Error>,
 }
 
 /// Replay a file with `config.threads` workers, each of which takes a batch
@@ -363,6 +373,7 @@ fn replay_on_workers(
         reader,
         next: 0,
         ended: false,
+        failed: None,
     });
     let bridge = Bridge::new(
         Arc::clone(&config.gate),
@@ -445,6 +456,10 @@ fn replay_on_workers(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(e) = output.failure {
         return Err(e);
+    }
+    if let Some(e) = input.failed {
+        output.sink.finish()?;
+        return Err(anyhow::Error::new(e).context("cannot read input"));
     }
     let turn = turn
         .into_inner()
@@ -595,9 +610,10 @@ impl WorkerContext<'_, '_> {
                         return;
                     }
                     Some(Err(e)) => {
+                        // As the end of the input, but reported: the
+                        // batches before it are still written.
                         input.ended = true;
-                        drop(input);
-                        self.fail(anyhow::Error::new(e).context("cannot read input"));
+                        input.failed = Some(e);
                         return;
                     }
                     Some(Ok(batch)) => {

@@ -281,3 +281,44 @@ fn max_events_on_an_open_live_stdin_ends_the_run() {
     assert!(status.success());
     drop(stdin);
 }
+
+/// A `.gz` cut short (a log copied while it was written): every whole line
+/// before the cut is decided and written, at any thread count, and the run
+/// then fails saying where the input broke.
+#[test]
+fn a_truncated_gz_decides_every_whole_line_before_the_cut() {
+    let (dir, corpus) = synth_corpus("truncated-gz", "5", "3000");
+    let text = std::fs::read(&corpus).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&text).unwrap();
+    let gz = gz.finish().unwrap();
+    let cut = dir.join("cut.jsonl.gz");
+    std::fs::write(&cut, &gz[..gz.len() * 2 / 3]).unwrap();
+    // What the decompressor yields before the cut: its whole lines.
+    let mut decoded = Vec::new();
+    let _ = std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gz[..gz.len() * 2 / 3]),
+        &mut decoded,
+    );
+    let whole = decoded.iter().filter(|&&b| b == b'\n').count();
+    assert!(whole > 1000 && whole < 3000, "{whole}");
+
+    let mut outputs = Vec::new();
+    for threads in ["1", "2", "7"] {
+        let out = sim()
+            .args(["replay", "-q", "--threads", threads, "--output", "-"])
+            .arg(&cut)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cannot read input") && stderr.contains(&format!("after line {whole}")),
+            "{stderr}"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), whole);
+        outputs.push(out.stdout);
+    }
+    assert!(outputs.windows(2).all(|pair| pair[0] == pair[1]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
