@@ -119,7 +119,10 @@ mod tests {
         // SAFETY: plain reads of mimalloc's version and option table.
         unsafe {
             assert_eq!(libmimalloc_sys::mi_version() / 10000, 3);
-            assert_eq!(libmimalloc_sys::mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT), 0);
+            assert_eq!(
+                libmimalloc_sys::mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT),
+                0
+            );
         }
     }
 
