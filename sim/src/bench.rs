@@ -133,6 +133,11 @@ pub fn run_bench(corpus_path: &Path, config: &BenchConfig) -> Result<BenchReport
             python_rates.extend(python_rate()?);
         }
     }
+    anyhow::ensure!(
+        events > 0,
+        "{} holds no events: nothing to measure",
+        corpus_path.display()
+    );
     // One Python rate per round boundary, or none at all.
     let python_around: Option<Vec<f64>> = (python_rates.len() == repeats + 1).then(|| {
         python_rates

@@ -145,4 +145,19 @@ fn bad_arguments_are_clear_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/corpus.jsonl"));
+
+    // Nothing to measure: no events asked for, or a corpus without any.
+    let out = sim().args(["bench", "--events", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--events must be at least 1"));
+    let empty = std::env::temp_dir().join(format!("scbe-bench-empty-{}.jsonl", std::process::id()));
+    std::fs::write(&empty, "\n\n").unwrap();
+    let out = sim()
+        .args(["bench", "--repeats", "1", "--input"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&empty).unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no events"));
 }

@@ -50,11 +50,46 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let threads = args.threads.clone().unwrap_or_else(|| {
+        let all = default_threads();
+        if all > 1 {
+            vec![1, all]
+        } else {
+            vec![1]
+        }
+    });
+    anyhow::ensure!(
+        threads.iter().all(|&t| t >= 1),
+        "--threads values must be at least 1"
+    );
+    anyhow::ensure!(
+        args.input.is_some() || args.events >= 1,
+        "--events must be at least 1"
+    );
     let gate = load_gate(args.policy.as_deref())?;
-    let policy = gate.policy().clone();
     let scratch_dir = std::env::temp_dir().join(format!("scbe-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch_dir)
         .with_context(|| format!("cannot create {}", scratch_dir.display()))?;
+    // The generated corpus and the replays' output live in the scratch
+    // directory, removed however the bench ends.
+    let report = bench_in(&args, gate, threads, &scratch_dir);
+    let _ = std::fs::remove_dir_all(&scratch_dir);
+    let report = report?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_in(
+    args: &BenchArgs,
+    gate: scbe_core::Gate,
+    threads: Vec<usize>,
+    scratch_dir: &std::path::Path,
+) -> Result<scbe_sim::bench::BenchReport> {
+    let policy = gate.policy().clone();
     let corpus_path = match &args.input {
         Some(path) => path.clone(),
         None => {
@@ -80,18 +115,6 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             path
         }
     };
-    let threads = args.threads.clone().unwrap_or_else(|| {
-        let all = default_threads();
-        if all > 1 {
-            vec![1, all]
-        } else {
-            vec![1]
-        }
-    });
-    anyhow::ensure!(
-        threads.iter().all(|&t| t >= 1),
-        "--threads values must be at least 1"
-    );
     let config = BenchConfig {
         replay: ReplayConfig {
             mapping: MappingOptions {
@@ -118,13 +141,5 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         python: args.python,
         pair: args.pair,
     };
-    let report = run_bench(&corpus_path, &config);
-    let _ = std::fs::remove_dir_all(&scratch_dir);
-    let report = report?;
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_table());
-    }
-    Ok(ExitCode::SUCCESS)
+    run_bench(&corpus_path, &config)
 }
