@@ -274,10 +274,7 @@ fn replay_on_this_thread(
         let batch = match batch {
             Ok(batch) => batch,
             // Every line before the failed read is decided and written.
-            Err(e) => {
-                sink.finish()?;
-                return Err(anyhow::Error::new(e).context("cannot read input"));
-            }
+            Err(e) => return Err(read_failed(sink, e)),
         };
         let prepared = prepare_batch(&config.gate, &config.mapping, &batch, &mut scratch);
 
@@ -402,10 +399,8 @@ fn replay_on_workers(
         finished: BTreeMap::new(),
         next: 0,
         events: 0,
-        summary: ReplaySummary {
-            threads: config.threads,
-            ..ReplaySummary::default()
-        },
+        // `threads` is set at the end: the workers that started.
+        summary: ReplaySummary::default(),
         progress: Progress::new(config.progress, corpus.total_bytes, corpus.bytes_read),
         live,
         failure: None,
@@ -458,8 +453,7 @@ fn replay_on_workers(
         return Err(e);
     }
     if let Some(e) = input.failed {
-        output.sink.finish()?;
-        return Err(anyhow::Error::new(e).context("cannot read input"));
+        return Err(read_failed(output.sink, e));
     }
     let turn = turn
         .into_inner()
@@ -477,6 +471,15 @@ fn replay_on_workers(
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.state_evictions = turn.bridge.table().evictions();
     Ok(summary)
+}
+
+/// The error of a run whose input failed to read on, once what was written
+/// (every line before the failed read) is flushed.
+fn read_failed(sink: RecordSink<'_>, error: io::Error) -> anyhow::Error {
+    match sink.finish() {
+        Ok(_) => anyhow::Error::new(error).context("cannot read input"),
+        Err(e) => anyhow::Error::new(e).context("cannot write the output"),
+    }
 }
 
 /// The writing stage's state, shared by the workers: batches finish in any
